@@ -1,0 +1,60 @@
+"""Glue between Hydra and the runner: validate, collect the job's context, run."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from fer_exp.config import RunConfig, validate
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """The validated config for command-line style overrides, without running anything.
+
+    >>> compose(["augmentation=seed", "batch_size=128"]).augmentation.rotation_range
+    20.0
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from fer_exp.__main__ import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # ${hydra:...} interpolations resolve as in a real run
+        return validate(cfg)
+
+
+def run_job(cfg: DictConfig) -> float:
+    run_cfg = validate(cfg)  # before TensorFlow is imported: a bad value fails in ~1 s
+
+    from fer_exp.runner import JobInfo, run
+
+    _sigterm_interrupts()
+    hc = HydraConfig.get()
+    output_dir = Path(hc.runtime.output_dir)
+    is_sweep = hc.mode.name == "MULTIRUN"
+    log_file = output_dir / f"{hc.job.name}.log"
+    job = JobInfo(
+        output_dir=output_dir,
+        overrides=tuple(hc.overrides.task),
+        job_num=hc.job.num if is_sweep else None,
+        sweep_dir=str(Path(hc.sweep.dir).resolve()) if is_sweep else None,
+        hydra_dir=output_dir / hc.output_subdir if hc.output_subdir else None,
+        log_file=log_file if log_file.exists() else None,
+    )
+    return run(run_cfg, job).best_val_accuracy
+
+
+def _sigterm_interrupts() -> None:
+    """Treat SIGTERM (a scheduler's or ``kill``'s stop) like Ctrl-C: the MLflow run ends KILLED."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,1 @@
+"""Augmentation: one config, two pipelines (Keras ImageDataGenerator and the fast tf.data one)."""

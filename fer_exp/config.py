@@ -1,0 +1,301 @@
+"""The run config schema: every key, its type, its range, and one clear message when wrong.
+
+Hydra composes ``conf/`` into a DictConfig; :func:`validate` turns it into a frozen
+:class:`RunConfig` or raises :class:`~fer_exp.errors.ConfigError` naming the key, the value
+and what is allowed. Nothing here imports TensorFlow, so a bad value fails in well under a
+second.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
+
+from fer_exp.errors import ConfigError
+from fer_exp.models import ModelSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def _shift_range(value: Any) -> Any:
+    """Keras's forms: float (< 1: fraction of the size, >= 1: pixels), int n (integer
+    pixel shifts in (-n, n)), or a list of allowed pixel shifts (each taken with random sign)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number or a list of numbers, not a boolean")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("must be >= 0 (a fraction of the size when < 1, pixels when >= 1)")
+        return value
+    if isinstance(value, (list, tuple)) and value and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        return list(value)
+    raise ValueError("must be a number >= 0 or a non-empty list of numbers")
+
+
+class AugmentationConfig(_Strict):
+    """ImageDataGenerator's augmentation arguments, with Keras's meaning for each."""
+
+    rotation_range: Annotated[float, Field(ge=0, le=180)] = 0.0
+    width_shift_range: float | int | list[float] = 0.0
+    height_shift_range: float | int | list[float] = 0.0
+    shear_range: Annotated[float, Field(ge=0, lt=90)] = 0.0
+    zoom_range: float | list[float] = 0.0
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    brightness_range: list[float] | None = None
+    channel_shift_range: NonNegativeFloat = 0.0
+    fill_mode: Literal["nearest", "constant", "reflect", "wrap"] = "nearest"
+    cval: float = 0.0
+    rescale: float | None = None
+    featurewise_center: bool = False
+    featurewise_std_normalization: bool = False
+    samplewise_center: bool = False
+    samplewise_std_normalization: bool = False
+
+    _check_shifts = field_validator("width_shift_range", "height_shift_range", mode="before")(
+        lambda v: _shift_range(v)
+    )
+
+    @field_validator("zoom_range", mode="before")
+    @classmethod
+    def _zoom(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not 0 <= v < 1:
+                raise ValueError("a single zoom_range z draws zoom from [1-z, 1+z], so z must be in [0, 1)")
+            return float(v)
+        if isinstance(v, (list, tuple)) and len(v) == 2 and 0 < v[0] <= v[1]:
+            return [float(v[0]), float(v[1])]
+        raise ValueError("must be a float in [0, 1) or a pair [low, high] with 0 < low <= high")
+
+    @field_validator("brightness_range", mode="before")
+    @classmethod
+    def _brightness(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, (list, tuple)) and len(v) == 2 and 0 <= v[0] <= v[1]:
+            return [float(v[0]), float(v[1])]
+        raise ValueError("must be null or a pair [low, high] with 0 <= low <= high (1.0 = unchanged)")
+
+    @field_validator("rescale")
+    @classmethod
+    def _rescale(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError("must be null or > 0 (the notebook uses 1/255 = 0.00392156862745098)")
+        return v
+
+
+# --------------------------------------------------------------------------- data
+
+ColorMode = Literal["grayscale", "rgb"]
+PicSize = Annotated[int, Field(ge=8, le=1024)]
+
+
+class _ImageData(_Strict):
+    train_dir: str = "train"
+    val_dir: str = "validation"
+    pic_size: PicSize = 48
+    color_mode: ColorMode = "grayscale"
+    class_mode: Literal["categorical"] = "categorical"
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = "nearest"
+
+
+class DirectoryData(_ImageData):
+    """Class-per-folder layout: ``root/<train_dir>/<class>/*.jpg`` and the same for val."""
+
+    source: Literal["directory"]
+    root: str
+
+    @field_validator("root")
+    @classmethod
+    def _root_set(cls, v: str) -> str:
+        if v in ("", "???"):  # ??? is what ${oc.env:FER2013_ROOT,???} leaves when the variable is unset
+            raise ValueError("required: pass data.root=/path/to/dataset (the folder holding train/ and "
+                             "validation/) or set $FER2013_ROOT")
+        return v
+
+
+class SyntheticData(_ImageData):
+    """Generated faces (see :mod:`fer_exp.data.synthetic`), written on first use."""
+
+    source: Literal["synthetic"]
+    root: str | None = None  # null: the user cache dir
+    n_train: Annotated[int, Field(ge=14, le=200_000)] = 2000
+    n_val: Annotated[int, Field(ge=14, le=200_000)] = 500
+    generator_seed: NonNegativeInt = 0
+
+
+DataConfig = Annotated[DirectoryData | SyntheticData, Field(discriminator="source")]
+
+
+# --------------------------------------------------------------------------- optimizer
+
+
+class OptimizerConfig(BaseModel):
+    """A Keras optimizer built with Hydra's ``instantiate`` from ``_target_``.
+
+    The common keys are checked here; other keyword arguments pass through to the class.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    target: str = Field(alias="_target_", pattern=r"^keras\.optimizers\.[A-Za-z]\w*$")
+    learning_rate: PositiveFloat
+    weight_decay: NonNegativeFloat | None = None
+    momentum: Annotated[float, Field(ge=0, lt=1)] | None = None
+    clipnorm: PositiveFloat | None = None
+
+
+# --------------------------------------------------------------------------- training
+
+Monitor = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
+
+
+class EarlyStoppingConfig(_Strict):
+    enabled: bool = True
+    monitor: Monitor = "val_accuracy"
+    patience: NonNegativeInt = 8
+    min_delta: NonNegativeFloat = 0.0
+    restore_best_weights: bool = True
+
+
+class ReduceLRConfig(_Strict):
+    enabled: bool = True
+    monitor: Monitor = "val_loss"
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    patience: NonNegativeInt = 3
+    min_lr: NonNegativeFloat = 1e-6
+
+
+class CallbacksConfig(_Strict):
+    checkpoint_monitor: Monitor = "val_accuracy"
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    reduce_lr: ReduceLRConfig = ReduceLRConfig()
+
+
+class ThreadsConfig(_Strict):
+    """TensorFlow thread pools; 0 lets TensorFlow use every core."""
+
+    intra_op: NonNegativeInt = 0
+    inter_op: NonNegativeInt = 0
+
+
+class RunConfig(_Strict):
+    data: DataConfig
+    augmentation: AugmentationConfig
+    model: ModelSpec
+    optimizer: OptimizerConfig
+    callbacks: CallbacksConfig = CallbacksConfig()
+    threads: ThreadsConfig = ThreadsConfig()
+
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
+    epochs: Annotated[int, Field(ge=1, le=100_000)] = 15
+    seed: NonNegativeInt = 42
+    deterministic: bool = True
+    class_weight: Literal["balanced", "none"] = "balanced"
+    limit_train_batches: PositiveInt | None = None
+    limit_val_batches: PositiveInt | None = None
+    preview_images: Annotated[int, Field(ge=0, le=256)] = 32
+
+    experiment_name: Annotated[str, Field(min_length=1)] = "fer_exp"
+    run_name: str | None = None
+    tracking_uri: Annotated[str, Field(min_length=1)]
+
+    def to_tree(self) -> dict[str, Any]:
+        """The complete config as nested dicts, as logged to MLflow."""
+        tree = self.model_dump(by_alias=True)
+        tree["optimizer"] = self.optimizer_kwargs()
+        return tree
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """``_target_`` and the keyword arguments actually set (unset optional keys left out)."""
+        return self.optimizer.model_dump(by_alias=True, exclude_none=True)
+
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _none_means_off(cls, v: Any) -> Any:
+        return "none" if v is None else v
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    """Resolve interpolations; a missing mandatory value becomes a ConfigError."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        if "Missing mandatory value" in str(exc):
+            raise ConfigError(f"{key} is required but not set: pass {key}=<value> on the command line") from None
+        raise ConfigError(f"{key}: {exc}".splitlines()[0]) from None
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
+    """Check every value of a composed config; raise ConfigError listing each problem."""
+    if isinstance(cfg, DictConfig):
+        cfg = to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+    container = {k: v for k, v in cfg.items() if k != "hydra"}
+    try:
+        return RunConfig.model_validate(container)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, container)) from None
+
+
+def format_validation_error(exc: ValidationError, container: dict[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        # Drop pydantic's union-member and discriminator tags from the key path.
+        key_parts = [p for p in loc if not _is_schema_tag(p)]
+        key = ".".join(key_parts) or "<config>"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key (check the spelling; allowed keys are in the schema of "
+                         f"'{key_parts[0]}' in fer_exp/config.py)")
+            continue
+        if err["type"] == "missing":
+            lines.append(f"{key}: required but not set")
+            continue
+        value = _lookup(container, key_parts)
+        lines.append(f"{key}={value!r}: {msg}")
+    unique = list(dict.fromkeys(lines))
+    return "invalid config:\n  " + "\n  ".join(unique)
+
+
+_TAGS = {"directory", "synthetic", "small_cnn", "seed_cnn", "float", "int", "list[float]", "list[int]",
+         "function-after[_same_length(), SeedCNN]"}
+
+
+def _is_schema_tag(part: str) -> bool:
+    return part in _TAGS or part.startswith(("function-", "constrained-", "list[", "tagged-union["))
+
+
+def _lookup(container: Any, parts: list[str]) -> Any:
+    node = container
+    for p in parts:
+        if isinstance(node, dict) and p in node:
+            node = node[p]
+        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        else:
+            return "<unset>"
+    return node

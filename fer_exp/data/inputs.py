@@ -1,0 +1,23 @@
+"""What training consumes: batches for fit/evaluate plus the facts about the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass
+class InputData:
+    class_names: tuple[str, ...]
+    train_labels: np.ndarray  # integer labels of the whole train split
+    val_labels: np.ndarray
+    input_shape: tuple[int, int, int]
+    train: Any  # iterable of (images, one-hot labels) batches accepted by model.fit
+    val: Any
+    train_batches: int  # batches in one pass over the split
+    val_batches: int
+    # (n) -> (images, int labels): the first n training images exactly as augmented for fit
+    preview: Callable[[int], tuple[np.ndarray, np.ndarray]]
+    pipeline: str

@@ -1,0 +1,65 @@
+"""Evaluation on the validation split: accuracy, macro-F1, per-class report, confusion matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Evaluation:
+    class_names: tuple[str, ...]
+    y_true: np.ndarray
+    y_prob: np.ndarray
+    accuracy: float
+    macro_f1: float
+    report: dict[str, Any]  # sklearn classification_report(output_dict=True)
+    report_text: str
+    confusion: np.ndarray  # rows: true class, normalized to sum 1
+    y_pred: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.y_pred = self.y_prob.argmax(axis=1)
+
+    def metrics(self, prefix: str = "val_") -> dict[str, float]:
+        # Accuracy is left to the caller: ``val_accuracy`` is already Keras's per-epoch metric.
+        out = {f"{prefix}macro_f1": self.macro_f1}
+        for name in self.class_names:
+            row = self.report[name]
+            out[f"{prefix}f1.{name}"] = row["f1-score"]
+            out[f"{prefix}precision.{name}"] = row["precision"]
+            out[f"{prefix}recall.{name}"] = row["recall"]
+        return out
+
+
+def predict(model, batches, n_batches: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer labels and class probabilities over the first ``n_batches`` batches."""
+    labels, probs = [], []
+    # A Keras generator is indexed (its iterator protocol never stops); tf.data is iterated.
+    stream = (batches[i] for i in range(n_batches)) if hasattr(batches, "__getitem__") else batches
+    for i, (x, y) in enumerate(stream):
+        if i >= n_batches:
+            break
+        probs.append(np.asarray(model.predict_on_batch(x)))
+        labels.append(np.asarray(y).argmax(axis=1))
+    return np.concatenate(labels), np.concatenate(probs)
+
+
+def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...]) -> Evaluation:
+    from sklearn.metrics import classification_report, confusion_matrix, f1_score
+
+    y_pred = y_prob.argmax(axis=1)
+    labels = list(range(len(class_names)))
+    kwargs = dict(labels=labels, target_names=list(class_names), zero_division=0, digits=4)
+    return Evaluation(
+        class_names=class_names,
+        y_true=y_true,
+        y_prob=y_prob,
+        accuracy=float(np.mean(y_pred == y_true)),
+        macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        report=classification_report(y_true, y_pred, output_dict=True, **kwargs),
+        report_text=classification_report(y_true, y_pred, **kwargs),
+        confusion=confusion_matrix(y_true, y_pred, labels=labels, normalize="true"),
+    )

@@ -1,0 +1,115 @@
+"""Model zoo: one config schema and one builder per model.
+
+Each schema is a pydantic model whose fields are the ``model.*`` config keys, validated
+before TensorFlow is imported; ``build()`` imports Keras and returns an uncompiled model.
+
+Example::
+
+    >>> spec = SmallCNN(name="small_cnn", filters=[16, 32])
+    >>> model = spec.build(input_shape=(48, 48, 1), num_classes=7)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+L2 = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def build(self, input_shape: tuple[int, int, int], num_classes: int):
+        raise NotImplementedError
+
+
+class SmallCNN(_ModelSpec):
+    """Fast plain CNN: blocks of 3x3 conv-BN-ReLU, max-pooling between blocks, GAP head.
+
+    With filters 16-32-64-128 (two convs a block) it has ~0.3 M parameters and reaches
+    ~65 % on FER-2013 in about 20 epochs on a CPU.
+    """
+
+    name: Literal["small_cnn"]
+    filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=1, max_length=8)
+    convs_per_block: Annotated[int, Field(ge=1, le=4)] = 2
+    dropout: Rate = 0.1
+    head_dropout: Rate = 0.3
+    l2: L2 = 0.0
+    # Keras's default 0.99 needs hundreds of steps before validation sees sane statistics;
+    # 0.9 tracks them within an epoch on small datasets.
+    bn_momentum: Annotated[float, Field(gt=0, lt=1)] = 0.9
+
+    def build(self, input_shape, num_classes):
+        import keras
+        from keras import layers
+
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = inputs
+        for block, width in enumerate(self.filters):
+            for _ in range(self.convs_per_block):
+                x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+                x = layers.BatchNormalization(momentum=self.bn_momentum)(x)
+                x = layers.ReLU()(x)
+            if block < len(self.filters) - 1:
+                x = layers.MaxPooling2D()(x)
+                if self.dropout:
+                    x = layers.Dropout(self.dropout)(x)
+        x = layers.GlobalAveragePooling2D()(x)
+        if self.head_dropout:
+            x = layers.Dropout(self.head_dropout)(x)
+        outputs = layers.Dense(num_classes, activation="softmax", name="expression")(x)
+        return keras.Model(inputs, outputs, name=self.name)
+
+
+class SeedCNN(_ModelSpec):
+    """The seed notebook's final model.
+
+    Conv 64 (3x3) -> Conv 128 (5x5) -> Conv 512 (3x3) -> Conv 512 (3x3), each followed by
+    BatchNorm, ReLU, 2x2 max-pooling and dropout; L2 on convs 2-4 and on the dense layer;
+    GlobalAveragePooling -> Dense 128 ReLU -> Dropout 0.5 -> softmax. 3.2 M parameters.
+    """
+
+    name: Literal["seed_cnn"]
+    filters: list[PositiveInt] = Field(default=[64, 128, 512, 512], min_length=1)
+    kernel_sizes: list[Annotated[int, Field(ge=1, le=11)]] = Field(default=[3, 5, 3, 3], min_length=1)
+    dropout: Rate = 0.25
+    dense_units: PositiveInt = 128
+    head_dropout: Rate = 0.5
+    l2: L2 = 0.001
+
+    @model_validator(mode="after")
+    def _same_length(self):
+        if len(self.filters) != len(self.kernel_sizes):
+            raise ValueError(
+                f"filters ({len(self.filters)} values) and kernel_sizes "
+                f"({len(self.kernel_sizes)} values) must have the same length"
+            )
+        return self
+
+    def build(self, input_shape, num_classes):
+        import keras
+        from keras import layers
+
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = inputs
+        for i, (width, size) in enumerate(zip(self.filters, self.kernel_sizes)):
+            # The seed regularizes every conv but the first.
+            x = layers.Conv2D(width, size, padding="same", kernel_regularizer=reg if i else None)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+            x = layers.MaxPooling2D()(x)
+            x = layers.Dropout(self.dropout)(x)
+        x = layers.GlobalAveragePooling2D()(x)
+        x = layers.Dense(self.dense_units, activation="relu", kernel_regularizer=reg)(x)
+        x = layers.Dropout(self.head_dropout)(x)
+        outputs = layers.Dense(num_classes, activation="softmax", name="expression")(x)
+        return keras.Model(inputs, outputs, name=self.name)
+
+
+ModelSpec = Annotated[SmallCNN | SeedCNN, Field(discriminator="name")]

@@ -1,0 +1,139 @@
+"""The CLI end to end on synthetic data: what lands in MLflow and on disk, and how runs end."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_exp.class_weights import balanced_class_weights
+from fer_exp.data.synthetic import CLASS_NAMES, class_counts
+from tests.conftest import artifact_paths, mlflow_runs, run_cli
+
+EXPECTED_ARTIFACTS = {
+    "config/config.yaml", "config/overrides.txt", "config/hydra/overrides.yaml", "config/hydra/config.yaml",
+    "plots/confusion_matrix.png", "plots/learning_curves.png", "plots/augmented_samples.png",
+    "reports/classification_report.txt", "reports/metrics.json", "reports/model_summary.txt",
+    "model/best.keras", "fer_exp.log",
+}
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    """One ``python -m fer_exp debug=fast`` from a directory outside the repo."""
+    work = tmp_path_factory.mktemp("cli")
+    proc = run_cli(["debug=fast", "augmentation=seed"], work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, proc
+
+
+def test_cli_reports_data_weights_and_summary(fast_run):
+    _, proc = fast_run
+    assert "Found 2000 images belonging to 7 classes." in proc.stdout
+    assert "Found 500 images belonging to 7 classes." in proc.stdout
+    assert "class weights (balanced): angry 1.0315, disgust 9.5238" in proc.stdout + proc.stderr
+    assert "fer_exp run finished: best val accuracy" in proc.stdout
+    assert "MLflow run" in proc.stdout
+
+
+def test_mlflow_run_holds_params_metrics_artifacts_tags(fast_run):
+    work, _ = fast_run
+    client, runs = mlflow_runs(work / "mlflow.db")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    # the whole composed config, flattened to dotted keys
+    assert params["augmentation.rotation_range"] == "20.0"
+    assert params["augmentation.fill_mode"] == "nearest"
+    assert params["model.name"] == "small_cnn" and params["model.filters"] == "[16, 32, 64, 128]"
+    assert params["optimizer.learning_rate"] == "0.001" and params["optimizer._target_"] == "keras.optimizers.Adam"
+    assert params["callbacks.early_stopping.patience"] == "8"
+    assert params["batch_size"] == "64" and params["limit_train_batches"] == "1"
+    # derived values
+    assert (params["data.n_train"], params["data.n_val"]) == ("2000", "500")
+    assert params["data.classes"] == ",".join(CLASS_NAMES)
+    labels = np.repeat(np.arange(7), class_counts(2000))
+    expected = balanced_class_weights(labels, 7)
+    for i, name in enumerate(CLASS_NAMES):
+        assert float(params[f"class_weights.{name}"]) == pytest.approx(expected[i], abs=1e-6)
+    assert int(params["model.param_count"]) > 100_000
+    assert params["env.tensorflow"].startswith("2.")
+    # metrics: per epoch at step=epoch (1-based) and final
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time_s"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [1], key
+    for key in ("best_val_accuracy", "val_macro_f1", "val_f1.disgust", "val_recall.happy", "best_epoch"):
+        assert key in run.data.metrics
+    assert run.data.metrics["epochs_run"] == 1
+    # artifacts and tags
+    assert EXPECTED_ARTIFACTS <= set(artifact_paths(client, run.info.run_id))
+    assert run.data.tags["overrides"] == "debug=fast augmentation=seed"
+    assert Path(run.data.tags["output_dir"]).is_dir()
+
+
+def test_outputs_on_disk_are_real_pictures_and_checkpoints(fast_run):
+    work, _ = fast_run
+    out = next((work / "outputs").glob("*/*"))
+    assert (out / "checkpoints" / "best.keras").stat().st_size > 10_000
+    for name in ("confusion_matrix", "learning_curves", "augmented_samples"):
+        pixels = np.asarray(Image.open(out / "plots" / f"{name}.png").convert("L"), dtype=float)
+        assert pixels.shape[0] >= 150 and pixels.shape[1] >= 500, name
+        assert pixels.std() > 10, f"{name}.png looks blank"
+
+
+def test_multirun_logs_one_run_per_job(tmp_path):
+    proc = run_cli(["-m", "augmentation=none,seed,heavy", "debug=fast"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, runs = mlflow_runs(tmp_path / "mlflow.db")
+    assert [r.info.status for r in runs] == ["FINISHED"] * 3
+    assert sorted(r.data.tags["hydra.job_num"] for r in runs) == ["0", "1", "2"]
+    assert len({r.data.tags["hydra.sweep_dir"] for r in runs}) == 1
+    assert sorted(r.data.params["augmentation.rotation_range"] for r in runs) == ["0.0", "20.0", "25.0"]
+    assert {r.data.tags["overrides"] for r in runs} == {f"augmentation={a} debug=fast" for a in ("none", "seed", "heavy")}
+
+
+def test_exception_in_a_run_ends_it_failed_with_traceback(tmp_path):
+    proc = run_cli(["debug=fast", "+optimizer.no_such_argument=1"], tmp_path)
+    assert proc.returncode != 0
+    assert "optimizer: cannot build keras.optimizers.Adam" in proc.stderr
+    client, runs = mlflow_runs(tmp_path / "mlflow.db")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    paths = artifact_paths(client, runs[0].info.run_id)
+    assert "error/traceback.txt" in paths
+    text = client.download_artifacts(runs[0].info.run_id, "error/traceback.txt", str(tmp_path))
+    assert "no_such_argument" in Path(text).read_text()
+
+
+def test_ctrl_c_ends_the_run_killed(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fer_exp", "epochs=200", "limit_train_batches=2", "limit_val_batches=1",
+         "preview_images=0", "callbacks.early_stopping.enabled=false"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    seen = []
+    try:
+        for line in proc.stdout:  # one line per epoch (FER_EXP_PROGRESS=0)
+            seen.append(line)
+            if "val_loss:" in line:
+                break
+        assert proc.poll() is None, "".join(seen)[-3000:]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    client, runs = mlflow_runs(tmp_path / "mlflow.db")
+    assert [r.info.status for r in runs] == ["KILLED"]
+    assert client.get_metric_history(runs[0].info.run_id, "val_loss")
+
+
+def test_console_script_is_installed(tmp_path):
+    script = Path(sys.executable).parent / "fer-exp"
+    proc = subprocess.run([str(script), "--cfg", "job", "batch_size=128"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0 and "batch_size: 128" in proc.stdout

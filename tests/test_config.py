@@ -1,0 +1,132 @@
+"""Config groups compose and validate; bad values fail fast with a message naming the key."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fer_exp.app import compose
+from fer_exp.errors import ConfigError
+from tests.conftest import REPO, run_cli
+
+GROUPS = {g: sorted(p.stem for p in (REPO / "conf" / g).glob("*.yaml")) for g in
+          ("data", "augmentation", "model", "optimizer")}
+
+
+def test_groups_have_the_required_options():
+    assert {"synthetic", "fer2013"} <= set(GROUPS["data"])
+    assert {"none", "light", "seed", "heavy"} <= set(GROUPS["augmentation"])
+    assert {"seed_cnn", "small_cnn"} <= set(GROUPS["model"])
+    assert {"adam", "sgd", "rmsprop", "adamw"} <= set(GROUPS["optimizer"])
+
+
+@pytest.mark.parametrize("aug,model,opt", itertools.product(GROUPS["augmentation"], GROUPS["model"], GROUPS["optimizer"]))
+def test_every_group_option_validates(aug, model, opt):
+    cfg = compose([f"augmentation={aug}", f"model={model}", f"optimizer={opt}"])
+    assert cfg.model.name == model
+    assert cfg.optimizer.target.startswith("keras.optimizers.")
+
+
+def test_defaults():
+    cfg = compose()
+    assert cfg.data.source == "synthetic"
+    assert cfg.class_weight == "balanced"
+    assert cfg.tracking_uri.startswith("sqlite:///") and cfg.tracking_uri.endswith("/mlflow.db")
+    assert cfg.optimizer.target == "keras.optimizers.Adam" and cfg.optimizer.learning_rate == 1e-3
+
+
+def test_seed_augmentation_is_the_notebooks():
+    aug = compose(["augmentation=seed"]).augmentation
+    assert aug.rescale == pytest.approx(1 / 255)
+    assert (aug.rotation_range, aug.width_shift_range, aug.height_shift_range) == (20, 0.2, 0.2)
+    assert (aug.shear_range, aug.zoom_range, aug.horizontal_flip, aug.fill_mode) == (0.2, 0.2, True, "nearest")
+    assert not aug.vertical_flip and aug.brightness_range is None and aug.channel_shift_range == 0
+
+
+def test_none_augmentation_only_rescales():
+    aug = compose(["augmentation=none"]).augmentation
+    from fer_exp.augment.keras_idg import NORMALIZATION_KEYS
+
+    changed = {k for k, v in aug.model_dump().items() if v != type(aug)().model_dump()[k] and k not in NORMALIZATION_KEYS}
+    assert changed == set()
+
+
+def test_overrides_reach_the_config():
+    cfg = compose(["batch_size=128", "epochs=30", "seed=7", "optimizer=sgd", "optimizer.learning_rate=0.01",
+                   "augmentation.rotation_range=15", "data=fer2013", "data.root=/somewhere"])
+    assert (cfg.batch_size, cfg.epochs, cfg.seed) == (128, 30, 7)
+    assert cfg.optimizer.target == "keras.optimizers.SGD" and cfg.optimizer.learning_rate == 0.01
+    assert cfg.optimizer.model_extra["nesterov"] is True
+    assert cfg.augmentation.rotation_range == 15
+    assert cfg.data.root == "/somewhere"
+
+
+def test_keras_shift_forms_are_kept():
+    # int 2 = integer pixel shifts {-1, 0, 1}; 2.0 = uniform pixels; list = choices: Keras's three meanings
+    assert compose(["augmentation.width_shift_range=2"]).augmentation.width_shift_range == 2
+    assert isinstance(compose(["augmentation.width_shift_range=2"]).augmentation.width_shift_range, int)
+    assert compose(["augmentation.height_shift_range=[1,3]"]).augmentation.height_shift_range == [1, 3]
+    assert compose(["augmentation.zoom_range=[0.8,1.1]"]).augmentation.zoom_range == [0.8, 1.1]
+
+
+BAD = [
+    (["augmentation.rotation_range=-5"], "augmentation.rotation_range=-5", "greater than or equal to 0"),
+    (["augmentation.zoom_range=1.5"], "augmentation.zoom_range=1.5", "[0, 1)"),
+    (["augmentation.zoom_range=[1.2,0.8]"], "augmentation.zoom_range=[1.2, 0.8]", "low <= high"),
+    (["augmentation.fill_mode=mirror"], "augmentation.fill_mode='mirror'", "'nearest', 'constant', 'reflect' or 'wrap'"),
+    (["augmentation.width_shift_range=-0.1"], "augmentation.width_shift_range=-0.1", ">= 0"),
+    (["augmentation.brightness_range=[1.5]"], "augmentation.brightness_range=[1.5]", "pair"),
+    (["batch_size=0"], "batch_size=0", "greater than or equal to 1"),
+    (["epochs=0"], "epochs=0", "greater than or equal to 1"),
+    (["class_weight=auto"], "class_weight='auto'", "'balanced' or 'none'"),
+    (["optimizer.learning_rate=-1"], "optimizer.learning_rate=-1", "greater than 0"),
+    (["model=seed_cnn", "model.kernel_sizes=[3,3]"], "model", "same length"),
+    (["model.dropout=1.0"], "model.dropout=1.0", "less than 1"),
+    (["+augmentation.rotaton_range=10"], "augmentation.rotaton_range", "unknown key"),
+    (["data=fer2013"], "data.root", "required"),
+]
+
+
+@pytest.mark.parametrize("overrides,key,allowed", BAD, ids=[b[1] for b in BAD])
+def test_bad_values_name_key_value_and_what_is_allowed(overrides, key, allowed):
+    with pytest.raises(ConfigError) as err:
+        compose(overrides)
+    message = str(err.value)
+    assert key in message and allowed in message, message
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        compose(["batch_size=0", "augmentation.zoom_range=1.5"])
+    assert "batch_size=0" in str(err.value) and "augmentation.zoom_range=1.5" in str(err.value)
+
+
+def test_cli_rejects_bad_config_fast_without_tensorflow(workdir):
+    start = time.perf_counter()
+    proc = run_cli(["augmentation.zoom_range=1.5", "batch_size=0", "augmentation.fill_mode=mirror"], workdir)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode != 0
+    assert "augmentation.zoom_range=1.5" in proc.stderr and "batch_size=0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (workdir / "mlflow.db").exists(), "no MLflow run may be created for a config error"
+    # TensorFlow alone takes ~8 s to import: a config error must come well before that.
+    assert elapsed < 6, f"config error took {elapsed:.1f} s"
+
+
+def test_config_validation_does_not_import_tensorflow():
+    code = "import sys; from fer_exp.app import compose; compose(['augmentation=heavy']); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+def test_cli_help_and_cfg_job(workdir):
+    help_out = run_cli(["--help"], workdir)
+    assert help_out.returncode == 0 and "augmentation: heavy, light, none, seed" in help_out.stdout
+    job = run_cli(["--cfg", "job", "augmentation=heavy", "batch_size=128"], workdir)
+    assert job.returncode == 0
+    assert "batch_size: 128" in job.stdout and "rotation_range: 25" in job.stdout
+    assert not (workdir / "mlflow.db").exists()
