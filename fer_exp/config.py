@@ -116,6 +116,10 @@ class _ImageData(_Strict):
     color_mode: ColorMode = "grayscale"
     class_mode: Literal["categorical"] = "categorical"
     interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = "nearest"
+    # tfdata: decoded-once cache + fused augmentation in tf.data; keras: ImageDataGenerator.
+    pipeline: Literal["tfdata", "keras"] = "tfdata"
+    threads: Annotated[int, Field(ge=1, le=256)] | None = None  # null: min(4, cores)
+    cache_dir: str | None = None  # null: <cache root>/decoded
 
 
 class DirectoryData(_ImageData):

@@ -91,7 +91,7 @@ def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracke
     model = cfg.model.build(inputs.input_shape, len(names))
     param_count = model.count_params()
     log.info("model %s: %s parameters", cfg.model.name, f"{param_count:,}")
-    _log_derived_params(tracker, splits, weights, param_count, inputs.pipeline)
+    _log_derived_params(tracker, splits, weights, param_count)
     _write_model_summary(model, out / "reports" / "model_summary.txt")
 
     if cfg.preview_images:
@@ -115,9 +115,13 @@ def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracke
 
 
 def _build_inputs(cfg: RunConfig, splits: Splits):
-    from fer_exp.data import keras_pipeline
+    if cfg.data.pipeline == "keras":
+        from fer_exp.data import keras_pipeline
 
-    return keras_pipeline.build(cfg, splits)
+        return keras_pipeline.build(cfg, splits)
+    from fer_exp.data import tf_pipeline
+
+    return tf_pipeline.build(cfg, splits)
 
 
 def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path,
@@ -150,7 +154,7 @@ def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path
     return RunResult(tracker.run_id, ev.accuracy, ev.macro_f1, best_epoch, final["epochs_run"], out)
 
 
-def _log_derived_params(tracker: Tracker, splits: Splits, weights, param_count: int, pipeline: str) -> None:
+def _log_derived_params(tracker: Tracker, splits: Splits, weights, param_count: int) -> None:
     import keras
     import tensorflow as tf
 
@@ -160,7 +164,6 @@ def _log_derived_params(tracker: Tracker, splits: Splits, weights, param_count: 
         "data.n_val": len(splits.val),
         "data.classes": ",".join(names),
         "data.resolved_root": str(splits.root),
-        "data.pipeline_used": pipeline,
         "model.param_count": param_count,
         "env.tensorflow": tf.__version__,
         "env.keras": keras.__version__,

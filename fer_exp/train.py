@@ -102,6 +102,7 @@ def fit(model, inputs: InputData, cfg: RunConfig, class_weight: dict[int, float]
         steps_per_epoch=_steps(inputs.train_batches, cfg.limit_train_batches),
         validation_steps=_steps(inputs.val_batches, cfg.limit_val_batches),
         class_weight=class_weight,
+        shuffle=False,  # both pipelines shuffle images themselves, per epoch, from the run's seed
         callbacks=make_callbacks(cfg, checkpoint_dir, tracker),
         verbose=1 if os.environ.get("FER_EXP_PROGRESS", "1") != "0" else 2,
     )

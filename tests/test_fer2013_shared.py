@@ -40,3 +40,16 @@ def test_keras_generators_find_every_image(cfg, capsys):
     x, y = inputs.train[0]
     assert x.shape == (cfg.batch_size, 48, 48, 1) and y.shape == (cfg.batch_size, 7)
     assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_tfdata_pipeline_decodes_every_image_once(cfg, capsys, tmp_path):
+    from fer_exp.data import tf_pipeline
+
+    cfg = compose(["data=fer2013", f"data.root={SHARED_FER2013}", "augmentation=seed", f"data.cache_dir={tmp_path}"])
+    inputs = tf_pipeline.build(cfg, load_splits(cfg.data))
+    out = capsys.readouterr().out
+    assert "Found 28821 images belonging to 7 classes." in out
+    assert "Found 7066 images belonging to 7 classes." in out
+    assert inputs.train_batches == -(-28821 // cfg.batch_size)
+    caches = sorted(tmp_path.glob("*.npy"))
+    assert sorted(p.stat().st_size for p in caches) == sorted(n * 48 * 48 + 128 for n in (28821, 7066))

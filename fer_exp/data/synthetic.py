@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from fer_exp.paths import cache_root
 
 CLASS_NAMES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
@@ -62,14 +63,6 @@ class SyntheticSpec:
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def default_cache_dir() -> Path:
-    """``$FER_EXP_CACHE`` or ``$XDG_CACHE_HOME/fer_exp`` or ``~/.cache/fer_exp``."""
-    if os.environ.get("FER_EXP_CACHE"):
-        return Path(os.environ["FER_EXP_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "fer_exp"
-
-
 def class_counts(total: int) -> list[int]:
     """Split ``total`` images over the classes in FER-2013's proportions (at least 2 each)."""
     weights = np.array(FER2013_TRAIN_COUNTS, dtype=float)
@@ -85,7 +78,7 @@ def ensure_synthetic_dataset(spec: SyntheticSpec, cache_dir: Path | None = None)
     a sweep never see a half-written dataset; a folder without its ``COMPLETE`` marker is
     regenerated.
     """
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir else cache_root()
     root = cache_dir / "synthetic" / f"faces-{spec.key()}"
     if (root / "COMPLETE").is_file():
         return root

@@ -1,0 +1,154 @@
+"""Decode-once cache and the tf.data pipeline: reuse, invalidation, determinism, coverage."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_exp.app import compose
+from fer_exp.data import cache as cache_mod
+from fer_exp.data.cache import decoded_images
+from fer_exp.data.folders import scan_dataset
+from fer_exp.data.sources import load_splits
+
+
+def _folders(root: Path, n: int = 12) -> Path:
+    """Images whose pixel value encodes (class, index), so labels can be checked from pixels."""
+    for split in ("train", "validation"):
+        for c, name in enumerate(("a", "b", "c")):
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(np.full((40, 52), 60 * c + i, np.uint8)).save(d / f"{i:02d}.png")
+    return root
+
+
+def _decode(table, cache_dir):
+    return decoded_images(table, 48, "grayscale", "nearest", cache_dir)
+
+
+def test_second_use_never_touches_the_image_files(tmp_path, monkeypatch):
+    train, _ = scan_dataset(_folders(tmp_path / "d"), "train", "validation")
+    first = np.array(_decode(train, tmp_path / "c"))
+    assert first.shape == (36, 48, 48, 1) and first.dtype == np.uint8
+
+    def no_decoding(*args):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(cache_mod, "decode_image", no_decoding)
+    np.testing.assert_array_equal(_decode(train, tmp_path / "c"), first)
+
+
+def test_changed_or_added_file_invalidates(tmp_path):
+    root = _folders(tmp_path / "d")
+    train, _ = scan_dataset(root, "train", "validation")
+    _decode(train, tmp_path / "c")
+    target = Path(train.paths[0])
+    Image.fromarray(np.full((40, 52), 250, np.uint8)).save(target)
+    os.utime(target, ns=(1, 1))  # a different mtime even on coarse clocks
+    changed, _ = scan_dataset(root, "train", "validation")
+    assert _decode(changed, tmp_path / "c")[0].max() == 250
+    Image.fromarray(np.full((40, 52), 7, np.uint8)).save(root / "train" / "a" / "99.png")
+    added, _ = scan_dataset(root, "train", "validation")
+    assert len(_decode(added, tmp_path / "c")) == 37
+
+
+@pytest.mark.parametrize("damage", ["flip_bytes", "truncate", "garbage_meta"])
+def test_damaged_cache_is_rebuilt_not_trusted(tmp_path, caplog, damage):
+    train, _ = scan_dataset(_folders(tmp_path / "d"), "train", "validation")
+    good = np.array(_decode(train, tmp_path / "c"))
+    npy = next((tmp_path / "c").glob("*.npy"))
+    if damage == "flip_bytes":
+        raw = bytearray(npy.read_bytes())
+        raw[-100:] = bytes(255 - b for b in raw[-100:])
+        npy.write_bytes(bytes(raw))
+    elif damage == "truncate":
+        npy.write_bytes(npy.read_bytes()[:-500])
+    else:
+        next((tmp_path / "c").glob("*.json")).write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        again = _decode(train, tmp_path / "c")
+    np.testing.assert_array_equal(again, good)
+    assert "damaged" in caplog.text
+
+
+def test_unreadable_image_is_named(tmp_path):
+    root = _folders(tmp_path / "d")
+    bad = root / "train" / "b" / "05.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    train, _ = scan_dataset(root, "train", "validation")
+    from fer_exp.errors import DataError
+
+    with pytest.raises(DataError, match=str(bad)):
+        _decode(train, tmp_path / "c")
+
+
+def _inputs(tmp_path, overrides):
+    from fer_exp.data import tf_pipeline
+
+    cfg = compose(["data=fer2013", f"data.root={tmp_path / 'd'}", f"data.cache_dir={tmp_path / 'c'}", *overrides])
+    return cfg, tf_pipeline.build(cfg, load_splits(cfg.data))
+
+
+def test_every_epoch_sees_every_image_once_with_its_label(tmp_path):
+    _folders(tmp_path / "d")
+    cfg, inputs = _inputs(tmp_path, ["augmentation=none", "batch_size=5"])
+    batches = list(inputs.train.take(2 * inputs.train_batches).as_numpy_iterator())
+    assert inputs.train_batches == 8 and [len(x) for x, _ in batches[:8]] == [5] * 7 + [1]
+    for epoch in range(2):
+        seen = []
+        for x, y in batches[epoch * 8:(epoch + 1) * 8]:
+            value = np.rint(x[:, 0, 0, 0] * 255).astype(int)  # 60 * class + index
+            np.testing.assert_array_equal(value // 60, y.argmax(axis=1))
+            seen.extend(value.tolist())
+        assert sorted(seen) == sorted(60 * c + i for c in range(3) for i in range(12))
+    first, second = (np.concatenate([x[:, 0, 0, 0] for x, _ in batches[e * 8:(e + 1) * 8]]) for e in range(2))
+    assert not np.array_equal(first, second), "each epoch is reshuffled"
+
+
+def test_validation_is_in_file_order_and_never_augmented(tmp_path):
+    _folders(tmp_path / "d")
+    _, inputs = _inputs(tmp_path, ["augmentation=heavy", "batch_size=8"])
+    xs, ys = zip(*inputs.val.as_numpy_iterator())
+    values = np.rint(np.concatenate(xs)[:, :, :, 0] * 255)
+    assert (values == values[:, :1, :1]).all(), "validation images must be untouched"
+    np.testing.assert_array_equal(values[:, 0, 0], [60 * c + i for c in range(3) for i in range(12)])
+    np.testing.assert_array_equal(np.concatenate(ys).argmax(axis=1), np.repeat(np.arange(3), 12))
+
+
+def test_batches_do_not_depend_on_thread_count(tmp_path):
+    _folders(tmp_path / "d")
+    runs = []
+    for threads in (1, 3):
+        _, inputs = _inputs(tmp_path, ["augmentation=heavy", "batch_size=6", f"data.threads={threads}"])
+        runs.append([x for x, _ in inputs.train.take(9).as_numpy_iterator()])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    _, other_seed = _inputs(tmp_path, ["augmentation=heavy", "batch_size=6", "seed=1"])
+    assert not np.array_equal(next(other_seed.train.as_numpy_iterator())[0], runs[0][0])
+
+
+def test_both_pipelines_train_to_a_comparable_loss(tmp_path):
+    """One epoch of small_cnn with the same seed through each pipeline."""
+    import keras
+
+    losses = {}
+    for pipeline in ("keras", "tfdata"):
+        cfg = compose([f"data.pipeline={pipeline}", "augmentation=seed", "batch_size=32"])
+        splits = load_splits(cfg.data)
+        if pipeline == "keras":
+            from fer_exp.data.keras_pipeline import build
+        else:
+            from fer_exp.data.tf_pipeline import build
+        inputs = build(cfg, splits)
+        keras.utils.set_random_seed(0)
+        model = cfg.model.build(inputs.input_shape, 7)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", jit_compile=False)
+        history = model.fit(inputs.train, steps_per_epoch=inputs.train_batches, epochs=1, verbose=0, shuffle=False)
+        losses[pipeline] = history.history["loss"][0]
+    assert abs(losses["keras"] - losses["tfdata"]) < 0.15 * losses["keras"], losses
