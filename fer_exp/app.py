@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fer_exp.config import RunConfig, validate
 
@@ -32,6 +32,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
 def run_job(cfg: DictConfig) -> float:
     run_cfg = validate(cfg)  # before TensorFlow is imported: a bad value fails in ~1 s
 
+    from fer_exp.redact import redact_text, secret_keys
     from fer_exp.runner import JobInfo, run
 
     _sigterm_interrupts()
@@ -39,13 +40,23 @@ def run_job(cfg: DictConfig) -> float:
     output_dir = Path(hc.runtime.output_dir)
     is_sweep = hc.mode.name == "MULTIRUN"
     log_file = output_dir / f"{hc.job.name}.log"
+    hydra_summary = {
+        "mode": hc.mode.name,
+        "job": {"name": hc.job.name, "num": hc.job.num if is_sweep else None},
+        "runtime": {"cwd": hc.runtime.cwd, "output_dir": hc.runtime.output_dir,
+                    "choices": OmegaConf.to_container(hc.runtime.choices)},
+        "overrides": {"task": list(hc.overrides.task), "hydra": list(hc.overrides.hydra)},
+        "sweeper": hc.sweeper._target_,
+        "launcher": hc.launcher._target_,
+    }
     job = JobInfo(
         output_dir=output_dir,
         overrides=tuple(hc.overrides.task),
         job_num=hc.job.num if is_sweep else None,
         sweep_dir=str(Path(hc.sweep.dir).resolve()) if is_sweep else None,
-        hydra_dir=output_dir / hc.output_subdir if hc.output_subdir else None,
         log_file=log_file if log_file.exists() else None,
+        hydra_yaml=redact_text(OmegaConf.to_yaml(hydra_summary)),
+        secret_keys=frozenset(secret_keys(cfg)),
     )
     return run(run_cfg, job).best_val_accuracy
 

@@ -26,6 +26,7 @@ from pydantic import (
 
 from fer_exp.errors import ConfigError
 from fer_exp.models import ModelSpec
+from fer_exp.schedules import Monitor, ScheduleSpec
 
 
 class _Strict(BaseModel):
@@ -170,7 +171,6 @@ class OptimizerConfig(BaseModel):
 
 # --------------------------------------------------------------------------- training
 
-Monitor = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
 
 
 class EarlyStoppingConfig(_Strict):
@@ -181,18 +181,9 @@ class EarlyStoppingConfig(_Strict):
     restore_best_weights: bool = True
 
 
-class ReduceLRConfig(_Strict):
-    enabled: bool = True
-    monitor: Monitor = "val_loss"
-    factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    patience: NonNegativeInt = 3
-    min_lr: NonNegativeFloat = 1e-6
-
-
 class CallbacksConfig(_Strict):
     checkpoint_monitor: Monitor = "val_accuracy"
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-    reduce_lr: ReduceLRConfig = ReduceLRConfig()
 
 
 class ThreadsConfig(_Strict):
@@ -207,14 +198,16 @@ class RunConfig(_Strict):
     augmentation: AugmentationConfig
     model: ModelSpec
     optimizer: OptimizerConfig
+    schedule: ScheduleSpec
     callbacks: CallbacksConfig = CallbacksConfig()
     threads: ThreadsConfig = ThreadsConfig()
 
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 15
     seed: NonNegativeInt = 42
-    deterministic: bool = True
+    deterministic: bool = False
     class_weight: Literal["balanced", "none"] = "balanced"
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     limit_train_batches: PositiveInt | None = None
     limit_val_batches: PositiveInt | None = None
     preview_images: Annotated[int, Field(ge=0, le=256)] = 32
@@ -222,6 +215,10 @@ class RunConfig(_Strict):
     experiment_name: Annotated[str, Field(min_length=1)] = "fer_exp"
     run_name: str | None = None
     tracking_uri: Annotated[str, Field(min_length=1)]
+    # none: an unreachable tracking store stops the run before training; local: ./mlflow.db instead
+    tracking_fallback: Literal["none", "local"] = "none"
+    # an interrupted run's output folder or MLflow run id: continue it from its last epoch
+    resume: str | None = None
 
     def to_tree(self) -> dict[str, Any]:
         """The complete config as nested dicts, as logged to MLflow."""
@@ -267,30 +264,39 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
 def format_validation_error(exc: ValidationError, container: dict[str, Any]) -> str:
     lines = []
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        # Drop pydantic's union-member and discriminator tags from the key path.
-        key_parts = [p for p in loc if not _is_schema_tag(p)]
+        key_parts = _key_path(container, [str(p) for p in err["loc"]])
         key = ".".join(key_parts) or "<config>"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (check the spelling; allowed keys are in the schema of "
-                         f"'{key_parts[0]}' in fer_exp/config.py)")
-            continue
-        if err["type"] == "missing":
+            lines.append(f"{key}: unknown key (check the spelling; the allowed keys of '{'.'.join(key_parts[:-1])}' "
+                         f"are in fer_exp/config.py and conf/)")
+        elif err["type"] == "missing":
             lines.append(f"{key}: required but not set")
+        else:
+            lines.append(f"{key}={_lookup(container, key_parts)!r}: {msg}")
+    return "invalid config:\n  " + "\n  ".join(dict.fromkeys(lines))
+
+
+_TYPE_TAGS = {"float", "int", "str", "bool", "none"}
+
+
+def _key_path(container: Any, loc: list[str]) -> list[str]:
+    """pydantic's error location minus its schema tags (union members, discriminator values)."""
+    keys, node = [], container
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            keys.append(part)
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit():
+            keys.append(part)
+            node = node[int(part)] if int(part) < len(node) else None
+        elif part in _TYPE_TAGS or "[" in part or part.startswith(("function-", "constrained-")) or (
+                isinstance(node, dict) and part in (node.get("name"), node.get("source"))):
             continue
-        value = _lookup(container, key_parts)
-        lines.append(f"{key}={value!r}: {msg}")
-    unique = list(dict.fromkeys(lines))
-    return "invalid config:\n  " + "\n  ".join(unique)
-
-
-_TAGS = {"directory", "synthetic", "small_cnn", "seed_cnn", "float", "int", "list[float]", "list[int]",
-         "function-after[_same_length(), SeedCNN]"}
-
-
-def _is_schema_tag(part: str) -> bool:
-    return part in _TAGS or part.startswith(("function-", "constrained-", "list[", "tagged-union["))
+        else:  # a key that is not in the config: unknown or missing
+            keys.append(part)
+            node = None
+    return keys
 
 
 def _lookup(container: Any, parts: list[str]) -> Any:

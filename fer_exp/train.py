@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,85 +29,88 @@ def setup_tensorflow(cfg: RunConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def build_optimizer(cfg: RunConfig):
+def load_checkpoint(path: Path):
+    """A model saved by :class:`~fer_exp.callbacks.Checkpointer`, with its optimizer state."""
+    import keras
+
+    import fer_exp.keras_objects  # noqa: F401  (registers fer_exp's schedules for loading)
+
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def steps_per_epoch(inputs: InputData, cfg: RunConfig) -> int:
+    """Whole split every epoch (never ``n // batch_size``), or the debug limit."""
+    return min(inputs.train_batches, cfg.limit_train_batches or inputs.train_batches)
+
+
+def build_optimizer(cfg: RunConfig, steps: int):
     from hydra.utils import instantiate
 
+    kwargs = cfg.optimizer_kwargs()
+    kwargs["learning_rate"] = cfg.schedule.learning_rate(cfg.optimizer.learning_rate, steps, cfg.epochs)
     try:
-        return instantiate(cfg.optimizer_kwargs())
+        return instantiate(kwargs)
     except Exception as exc:  # a kwarg the Keras class does not take, a misspelt class
         cause = exc.__cause__ or exc
         raise ConfigError(f"optimizer: cannot build {cfg.optimizer.target}: {cause}") from None
+
+
+def compile_model(model, cfg: RunConfig, steps: int) -> None:
+    import keras
+
+    model.compile(
+        optimizer=build_optimizer(cfg, steps),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=False,  # XLA is ~3.7x slower for these models on CPU
+    )
 
 
 def _mode(monitor: Monitor) -> str:
     return "max" if monitor.endswith("accuracy") else "min"
 
 
-def make_callbacks(cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker) -> list[Any]:
-    import keras
+def make_callbacks(cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state: dict | None) -> list[Any]:
+    from fer_exp.callbacks import Checkpointer, MlflowEpochMetrics, ResumableEarlyStopping
 
-    class MlflowEpochMetrics(keras.callbacks.Callback):
-        """Every epoch's logs plus learning rate and epoch time, at step = epoch number (1-based)."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            metrics = {k: float(v) for k, v in (logs or {}).items()}
-            metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            metrics["epoch_time_s"] = time.perf_counter() - self._start
-            tracker.log_metrics(metrics, step=epoch + 1)
-
-    cb = cfg.callbacks
-    callbacks: list[Any] = [
-        keras.callbacks.ModelCheckpoint(
-            str(checkpoint_dir / "best.keras"),
-            monitor=cb.checkpoint_monitor,
-            mode=_mode(cb.checkpoint_monitor),
-            save_best_only=True,
-        ),
-        keras.callbacks.ModelCheckpoint(str(checkpoint_dir / "last.keras")),
-    ]
-    if cb.early_stopping.enabled:
-        es = cb.early_stopping
-        callbacks.append(keras.callbacks.EarlyStopping(
+    saved = (state or {}).get("callbacks", {})
+    stateful: dict[str, Any] = {}
+    es = cfg.callbacks.early_stopping
+    if es.enabled:
+        stateful["early_stopping"] = ResumableEarlyStopping(
             monitor=es.monitor, mode=_mode(es.monitor), patience=es.patience, min_delta=es.min_delta,
             restore_best_weights=es.restore_best_weights, verbose=1,
-        ))
-    if cb.reduce_lr.enabled:
-        rl = cb.reduce_lr
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=rl.monitor, mode=_mode(rl.monitor), factor=rl.factor, patience=rl.patience,
-            min_lr=rl.min_lr, verbose=1,
-        ))
-    callbacks.append(MlflowEpochMetrics())
-    return callbacks
+            initial_state=saved.get("early_stopping"), best_weights_path=checkpoint_dir / "best.keras",
+        )
+    stateful.update(cfg.schedule.callbacks(saved))
+    monitor = cfg.callbacks.checkpoint_monitor
+    checkpointer = Checkpointer(checkpoint_dir, monitor, _mode(monitor), stateful, initial_state=state,
+                                extra_state={"run_id": tracker.run_id})
+    # Order matters: counters update, then the checkpoint commits the epoch, then MLflow hears of it.
+    return [*stateful.values(), checkpointer, MlflowEpochMetrics(tracker)]
 
 
 def fit(model, inputs: InputData, cfg: RunConfig, class_weight: dict[int, float] | None,
-        checkpoint_dir: Path, tracker: Tracker) -> dict[str, list[float]]:
-    """Compile and train; returns Keras's per-epoch history."""
+        checkpoint_dir: Path, tracker: Tracker, state: dict | None = None) -> dict[str, list[float]]:
+    """Train from scratch, or from ``state`` (a checkpoint's state.json) when resuming.
+
+    Returns the per-epoch history of the whole run, resumed epochs included.
+    """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    model.compile(
-        optimizer=build_optimizer(cfg),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=False,  # XLA is ~3.7x slower for these models on CPU
-    )
-    history = model.fit(
+    steps = steps_per_epoch(inputs, cfg)
+    if state is None:
+        compile_model(model, cfg, steps)
+    callbacks = make_callbacks(cfg, checkpoint_dir, tracker, state)
+    model.fit(
         inputs.train,
         validation_data=inputs.val,
+        initial_epoch=(state or {}).get("epochs_done", 0),
         epochs=cfg.epochs,
-        steps_per_epoch=_steps(inputs.train_batches, cfg.limit_train_batches),
-        validation_steps=_steps(inputs.val_batches, cfg.limit_val_batches),
+        steps_per_epoch=steps,
+        validation_steps=min(inputs.val_batches, cfg.limit_val_batches or inputs.val_batches),
         class_weight=class_weight,
         shuffle=False,  # both pipelines shuffle images themselves, per epoch, from the run's seed
-        callbacks=make_callbacks(cfg, checkpoint_dir, tracker),
+        callbacks=callbacks,
         verbose=1 if os.environ.get("FER_EXP_PROGRESS", "1") != "0" else 2,
     )
-    return history.history
-
-
-def _steps(total: int, limit: int | None) -> int:
-    """Whole split every epoch (never ``n // batch_size``), or the debug limit."""
-    return min(total, limit) if limit else total
+    return next(cb for cb in callbacks if type(cb).__name__ == "Checkpointer").history

@@ -54,3 +54,74 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> list[str]:
     for item in client.list_artifacts(run_id, path):
         out.extend(artifact_paths(client, run_id, item.path) if item.is_dir else [item.path])
     return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1 (sqlite backend, artifacts in a folder)."""
+
+    def __init__(self, root: Path, port: int | None = None):
+        self.root = root
+        self.port = port or free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> MlflowServer:
+        import time
+        import urllib.request
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "ab"), start_new_session=True,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.proc.poll() is None, (self.root / "server.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"mlflow server did not answer /health in {timeout} s")
+
+    def stop(self) -> None:
+        """Stop it by its PID (and its workers: it leads its own process group)."""
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    server = MlflowServer(tmp_path / "mlflow-server").start()
+    yield server
+    server.stop()
+
+
+def start_run(args: list[str], cwd: Path) -> subprocess.Popen:
+    """``python -m fer_exp <args>`` in the background, output as text lines."""
+    return subprocess.Popen([sys.executable, "-m", "fer_exp", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ})
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, seen: list[str] | None = None) -> list[str]:
+    """Read the run's output until a line containing ``needle``; returns the lines read."""
+    seen = [] if seen is None else seen
+    for line in proc.stdout:
+        seen.append(line)
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} never appeared:\n" + "".join(seen)[-3000:])

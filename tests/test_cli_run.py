@@ -16,10 +16,10 @@ from fer_exp.data.synthetic import CLASS_NAMES, class_counts
 from tests.conftest import artifact_paths, mlflow_runs, run_cli
 
 EXPECTED_ARTIFACTS = {
-    "config/config.yaml", "config/overrides.txt", "config/hydra/overrides.yaml", "config/hydra/config.yaml",
+    "config/config.yaml", "config/overrides.txt", "config/hydra.yaml",
     "plots/confusion_matrix.png", "plots/learning_curves.png", "plots/augmented_samples.png",
     "reports/classification_report.txt", "reports/metrics.json", "reports/model_summary.txt",
-    "model/best.keras", "fer_exp.log",
+    "model/best.keras", "logs/fer_exp.log",
 }
 
 

@@ -34,6 +34,13 @@ _RESAMPLE = {
 }
 
 
+def cache_dir_for(configured: str | None) -> Path:
+    """``data.cache_dir``, or ``decoded/`` under fer_exp's cache root."""
+    from fer_exp.paths import cache_root
+
+    return Path(configured).expanduser() if configured else cache_root() / "decoded"
+
+
 def fingerprint(table: ImageTable, pic_size: int, color_mode: str, interpolation: str) -> str:
     h = hashlib.sha1(json.dumps([DECODER_VERSION, pic_size, color_mode, interpolation]).encode())
     for path in table.paths:

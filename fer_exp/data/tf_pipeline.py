@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from pathlib import Path
 
 import numpy as np
 
 from fer_exp.augment import params as transform_params
 from fer_exp.augment.warp import apply_transform, featurewise_stats, is_geometric, standardize
 from fer_exp.config import AugmentationConfig, RunConfig
-from fer_exp.data.cache import decoded_images
+from fer_exp.data.cache import cache_dir_for, decoded_images
 from fer_exp.data.inputs import InputData
 from fer_exp.data.sources import Splits
-from fer_exp.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ def _dataset(fn, steps, shape, num_classes, threads: int, start: int = 0):
 def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
     data, aug = cfg.data, cfg.augmentation
     threads = data.threads or default_threads()
-    cache_dir = Path(data.cache_dir).expanduser() if data.cache_dir else cache_root() / "decoded"
+    cache_dir = cache_dir_for(data.cache_dir)
     train_x = decoded_images(splits.train, data.pic_size, data.color_mode, data.interpolation, cache_dir, threads)
     val_x = decoded_images(splits.val, data.pic_size, data.color_mode, data.interpolation, cache_dir, threads)
     for images in (train_x, val_x):  # the line users know from flow_from_directory

@@ -1,0 +1,228 @@
+"""Fault injection with real processes: interrupts, kill -9, a tracking server that goes away,
+concurrent writers, hostile configs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import MlflowServer, artifact_paths, mlflow_runs, run_cli, start_run, wait_for_line
+
+TRAIN = ["epochs=6", "limit_train_batches=15", "limit_val_batches=2", "preview_images=0",
+         "callbacks.early_stopping.enabled=false", "schedule=cosine", "schedule.warmup_epochs=0"]
+
+
+def _checkpoint_dir(cwd: Path) -> Path:
+    (state,) = cwd.glob("outputs/*/*/checkpoints/state.json")
+    return state.parent
+
+
+def _assert_resumed_to_completion(cwd: Path, run_id: str):
+    client, runs = mlflow_runs(cwd / "mlflow.db")
+    assert [r.info.run_id for r in runs] == [run_id], "resume must continue the same MLflow run"
+    assert runs[0].info.status == "FINISHED"
+    for key in ("loss", "val_accuracy", "learning_rate"):
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        assert sorted(steps) == [1, 2, 3, 4, 5, 6], (key, steps)  # each epoch exactly once
+    # the cosine schedule went on from the restored optimizer step, not from scratch
+    lr = [m.value for m in sorted(client.get_metric_history(run_id, "learning_rate"), key=lambda m: m.step)]
+    assert all(a > b for a, b in zip(lr, lr[1:])), lr
+    assert runs[0].data.metrics["epochs_run"] == 6
+    assert "model/best.keras" in artifact_paths(client, run_id)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_then_resume(tmp_path, sig):
+    proc = start_run(TRAIN, tmp_path)
+    wait_for_line(proc, "Epoch 3/6")  # epochs 1-2 are complete and committed
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    client, runs = mlflow_runs(tmp_path / "mlflow.db")
+    assert runs[0].info.status == "KILLED"
+    ckpt = _checkpoint_dir(tmp_path)
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epochs_done"] >= 2
+    assert (ckpt / state["last_checkpoint"]).exists() and (ckpt / "best.keras").exists()
+    assert sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")) == \
+        list(range(1, state["epochs_done"] + 1))
+
+    resumed = run_cli([f"resume={runs[0].info.run_id}"], tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"resuming MLflow run {runs[0].info.run_id}" in resumed.stdout + resumed.stderr
+    _assert_resumed_to_completion(tmp_path, runs[0].info.run_id)
+
+
+def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path):
+    proc = start_run(TRAIN, tmp_path)
+    wait_for_line(proc, "Epoch 4/6")
+    proc.kill()
+    proc.wait(timeout=30)
+    client, runs = mlflow_runs(tmp_path / "mlflow.db")
+    assert runs[0].info.status == "RUNNING"  # nobody could tell MLflow; resume will
+    ckpt = _checkpoint_dir(tmp_path)
+    assert json.loads((ckpt / "state.json").read_text())["epochs_done"] >= 3
+    run_dir = ckpt.parent
+    resumed = run_cli([f"resume={run_dir}"], tmp_path)  # by folder this time
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    _assert_resumed_to_completion(tmp_path, runs[0].info.run_id)
+
+
+def test_resume_refuses_a_run_that_is_still_training(tmp_path):
+    proc = start_run(TRAIN, tmp_path)
+    try:
+        wait_for_line(proc, "Epoch 2/6")
+        second = run_cli([f"resume={_checkpoint_dir(tmp_path).parent}"], tmp_path)
+        assert second.returncode != 0 and "still being trained by process" in second.stderr
+    finally:
+        proc.kill()
+
+
+def test_unreachable_tracking_server_fails_before_training(tmp_path):
+    from tests.conftest import free_port
+
+    uri = f"http://user:hunter2@127.0.0.1:{free_port()}"
+    proc = run_cli(["debug=fast", f"tracking_uri={uri}"], tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert "is unreachable" in proc.stderr and "http://***@127.0.0.1" in proc.stderr
+    # Only Hydra's echo of the user's own command line may repeat it; fer_exp never prints it.
+    ours = [line for line in (proc.stdout + proc.stderr).splitlines() if "Error executing job" not in line]
+    assert not any("hunter2" in line for line in ours)
+    assert "Epoch 1/" not in proc.stdout
+
+
+def test_unreachable_server_can_fall_back_to_a_local_store(tmp_path):
+    from tests.conftest import free_port
+
+    proc = run_cli(["debug=fast", f"tracking_uri=http://127.0.0.1:{free_port()}", "tracking_fallback=local"],
+                   tmp_path, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "logging to sqlite:///" in proc.stdout + proc.stderr
+    _, runs = mlflow_runs(tmp_path / "mlflow.db")
+    assert [r.info.status for r in runs] == ["FINISHED"]
+
+
+def test_server_going_away_mid_run_loses_nothing(tmp_path):
+    server = MlflowServer(tmp_path / "server").start()
+    proc = start_run([*TRAIN, f"tracking_uri={server.uri}"], tmp_path)
+    try:
+        wait_for_line(proc, "Epoch 3/6")
+        server.stop()  # gone for the rest of training
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+        server.stop()
+    assert proc.returncode == 0, out[-3000:]
+    assert "training goes on" in out and "python -m fer_exp.sync" in out
+    run_dir = _checkpoint_dir(tmp_path).parent
+    assert (run_dir / "mlflow_journal.jsonl").exists()
+
+    server.start()  # back, same store
+    sync = subprocess.run([sys.executable, "-m", "fer_exp.sync", str(run_dir)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert not (run_dir / "mlflow_journal.jsonl").exists()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(server.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("fer_exp").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_loss")) == [1, 2, 3, 4, 5, 6]
+    assert {"plots/confusion_matrix.png", "model/best.keras"} <= set(artifact_paths(client, run.info.run_id))
+    assert "best_val_accuracy" in run.data.metrics
+    server.stop()
+
+
+def test_four_concurrent_runs_into_one_sqlite_store(tmp_path):
+    procs = [start_run(["epochs=2", "limit_train_batches=2", "limit_val_batches=1", "preview_images=0",
+                        f"seed={i}", "threads.intra_op=1", "threads.inter_op=1", "data.threads=1"], tmp_path)
+             for i in range(4)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(o[-1500:] for o in outputs)
+    client, runs = mlflow_runs(tmp_path / "mlflow.db")
+    assert [r.info.status for r in runs] == ["FINISHED"] * 4
+    for r in runs:
+        for key in ("loss", "val_loss", "learning_rate"):
+            assert sorted(m.step for m in client.get_metric_history(r.info.run_id, key)) == [1, 2]
+        assert "best_val_accuracy" in r.data.metrics
+    assert len({r.data.tags["output_dir"] for r in runs}) == 4
+
+
+def _image_folders(root: Path) -> Path:
+    from PIL import Image
+
+    for split in ("train", "validation"):
+        for name in ("happy", "sad"):
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(6):
+                Image.fromarray(np.full((48, 48), 40 * i, np.uint8)).save(d / f"{i}.png")
+    return root
+
+
+BAD_CONFIGS = [
+    (["no_such_key=1"], "Could not override 'no_such_key'"),
+    (["batch_size=abc"], "batch_size='abc': Input should be a valid integer"),
+    (["augmentation.zoom_range=1.5"], "augmentation.zoom_range=1.5"),
+    (["augmentation=nope"], "Could not find 'augmentation/nope'"),
+    (["data=fer2013"], "data.root"),
+    (["data=fer2013", "data.root=@FILE@"], "data.root is not a folder"),
+    (["data=fer2013", "data.root=@DIR@", "batch_size=64"], "batch_size=64 is larger than the train split (12 images)"),
+    (["resume=/no/such/run"], "resume='/no/such/run' is neither a run folder nor an MLflow run id"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_CONFIGS, ids=[m for _, m in BAD_CONFIGS])
+def test_bad_config_gives_one_clear_message(tmp_path, overrides, message):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    folder = _image_folders(tmp_path / "imgs")
+    args = [o.replace("@FILE@", str(a_file)).replace("@DIR@", str(folder)) for o in overrides]
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 16, proc.stderr  # a message, not a 60-line traceback
+    assert not (tmp_path / "mlflow.db").exists() or not mlflow_runs_or_none(tmp_path / "mlflow.db")
+
+
+def mlflow_runs_or_none(db: Path):
+    try:
+        return mlflow_runs(db)[1]
+    except AssertionError:
+        return []
+
+
+def test_paths_with_spaces_and_non_ascii_work(tmp_path):
+    work = tmp_path / "my experiments ü"
+    work.mkdir()
+    data = _image_folders(tmp_path / "données faciales" / "fer 2013")
+    # Hydra's override grammar wants a value with spaces quoted: data.root='/my data/fer 2013'
+    proc = run_cli(["debug=fast", "data=fer2013", f"data.root='{data}'", "batch_size=4"], work)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, runs = mlflow_runs(work / "mlflow.db")
+    assert runs[0].info.status == "FINISHED" and runs[0].data.params["data.root"] == str(data)
+
+
+@pytest.mark.parametrize("pipeline", ["tfdata", "keras"])
+@pytest.mark.parametrize("damage", ["corrupt.jpg", "truncated.png"])
+def test_damaged_image_is_reported_by_path(tmp_path, pipeline, damage):
+    from PIL import Image
+
+    data = _image_folders(tmp_path / "imgs")
+    bad = data / "train" / "sad" / damage
+    if damage.endswith(".jpg"):
+        bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    else:
+        Image.fromarray(np.full((48, 48), 9, np.uint8)).save(bad)
+        bad.write_bytes(bad.read_bytes()[:60])
+    proc = run_cli(["debug=fast", "data=fer2013", f"data.root={data}", "batch_size=4",
+                    f"data.pipeline={pipeline}", f"data.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    assert proc.returncode != 0
+    assert f"cannot read image {bad}" in proc.stderr

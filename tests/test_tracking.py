@@ -1,0 +1,99 @@
+"""Tracker: journaling while the store is down, delivery in order when it is back; redaction."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from omegaconf import OmegaConf
+
+from fer_exp import tracking
+from fer_exp.redact import redact_text, redact_tree, secret_keys
+from fer_exp.tracking import Tracker, flatten
+
+
+class FlakyClient:
+    """Records calls; raises a connection error while ``down``."""
+
+    def __init__(self):
+        self.down = False
+        self.calls = []
+
+    def _maybe_fail(self):
+        if self.down:
+            raise requests.exceptions.ConnectionError("Connection refused")
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=()):
+        self._maybe_fail()
+        self.calls.append(("batch", [(m.key, m.step) for m in metrics], [p.key for p in params]))
+
+    def log_artifact(self, run_id, path, artifact_path=None):
+        self._maybe_fail()
+        self.calls.append(("artifact", path))
+
+    def set_terminated(self, run_id, status):
+        self._maybe_fail()
+        self.calls.append(("end", status))
+
+
+def test_calls_are_journaled_while_down_and_delivered_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracking, "RETRY_SECONDS", 0.0)
+    client = FlakyClient()
+    t = Tracker(client, "run1", "0", "http://store")
+    t.use_journal(tmp_path)
+    t.log_metrics({"loss": 1.0}, step=1)
+    client.down = True
+    t.log_metrics({"loss": 0.9}, step=2)  # goes to the journal, training goes on
+    t.log_params({"a": 1})
+    (tmp_path / "f.txt").write_text("x")
+    t.log_artifact(tmp_path / "f.txt", "files")
+    assert t.pending() == 3 and len(client.calls) == 1
+    client.down = False
+    t.log_metrics({"loss": 0.8}, step=3)  # the store answers: backlog first, then this
+    t.end("FINISHED")
+    assert [c[0] for c in client.calls] == ["batch", "batch", "batch", "artifact", "batch", "end"]
+    assert [c[1] for c in client.calls if c[0] == "batch" and c[1]] == [[("loss", 1)], [("loss", 2)], [("loss", 3)]]
+    assert t.pending() == 0 and not (tmp_path / tracking.JOURNAL).exists()
+
+
+def test_end_while_down_keeps_everything_for_sync(tmp_path, caplog):
+    client = FlakyClient()
+    t = Tracker(client, "run1", "0", "http://u:p@store")
+    t.use_journal(tmp_path)
+    client.down = True
+    t.log_metrics({"loss": 1.0}, step=1)
+    t.end("FINISHED")
+    assert t.pending() == 2
+    assert "python -m fer_exp.sync" in caplog.text and "u:p@" not in caplog.text
+    client.down = False
+    assert t.flush(force=True) and [c[0] for c in client.calls] == ["batch", "end"]
+
+
+def test_rejected_request_is_not_swallowed(tmp_path):
+    class Rejecting(FlakyClient):
+        def log_batch(self, *args, **kwargs):
+            raise ValueError("INVALID_PARAMETER_VALUE: param changed")
+
+    t = Tracker(Rejecting(), "run1", "0", "http://store")
+    t.use_journal(tmp_path)
+    with pytest.raises(ValueError):
+        t.log_params({"a": 1})
+
+
+def test_flatten_batches_respect_mlflow_limits(tmp_path):
+    client = FlakyClient()
+    t = Tracker(client, "run1", "0", "sqlite://")
+    t.log_params({f"p{i}": "x" * 7000 for i in range(250)})
+    assert [len(c[2]) for c in client.calls] == [100, 100, 50]
+    assert flatten({"a": {"b": [1, 2]}}) == {"a.b": "[1, 2]"}
+
+
+def test_secrets_are_redacted():
+    raw = OmegaConf.create({"tracking_uri": "https://bob:pw@mlflow.example/x?access_token=abc",
+                            "data": {"root": "/data", "token": "${oc.env:HF_TOKEN,zzz}"},
+                            "optimizer": {"api_key": "k", "lr": 1}})
+    masked = secret_keys(raw)
+    assert masked == {"data.token", "optimizer.api_key"}
+    tree = redact_tree(OmegaConf.to_container(raw, resolve=True), masked)
+    assert tree["tracking_uri"] == "https://***@mlflow.example/x?access_token=***"
+    assert tree["data"] == {"root": "/data", "token": "***"} and tree["optimizer"]["lr"] == 1
+    assert redact_text("sqlite:////tmp/a b/mlflow.db") == "sqlite:////tmp/a b/mlflow.db"
