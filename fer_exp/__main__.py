@@ -24,5 +24,17 @@ def main(cfg: DictConfig) -> float:
     return run_job(cfg)
 
 
+def cli() -> None:
+    """Entry point: the Hydra app, then close any sweep it opened — also when a job failed
+    and Hydra is exiting non-zero (its on_multirun_end is skipped then)."""
+    from fer_exp.sweep import finalize_open_sweeps
+
+    try:
+        main()
+    finally:
+        if finalize_open_sweeps():
+            raise SystemExit(1)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fer_exp.config import RunConfig, validate
+from fer_exp.sweep import read_sweep
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -49,6 +50,10 @@ def run_job(cfg: DictConfig) -> float:
         "sweeper": hc.sweeper._target_,
         "launcher": hc.launcher._target_,
     }
+    extra_tags = {}
+    sweep = read_sweep(hc.sweep.dir) if is_sweep else None
+    if sweep:  # nest under the sweep's parent run (see fer_exp.sweep)
+        extra_tags = {"mlflow.parentRunId": sweep["parent_run_id"], "fer_exp.sweep_id": sweep["parent_run_id"]}
     job = JobInfo(
         output_dir=output_dir,
         overrides=tuple(hc.overrides.task),
@@ -57,8 +62,11 @@ def run_job(cfg: DictConfig) -> float:
         log_file=log_file if log_file.exists() else None,
         hydra_yaml=redact_text(OmegaConf.to_yaml(hydra_summary)),
         secret_keys=frozenset(secret_keys(cfg)),
+        extra_tags=extra_tags,
     )
-    return run(run_cfg, job).best_val_accuracy
+    run_cfg = _share_cores(run_cfg, hc)
+    result = run(run_cfg, job)
+    return result.metrics[run_cfg.optimized_metric]  # what a sweeper (Optuna) optimizes
 
 
 def _sigterm_interrupts() -> None:
@@ -69,3 +77,18 @@ def _sigterm_interrupts() -> None:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _share_cores(cfg: RunConfig, hc) -> RunConfig:
+    """Jobs running side by side (joblib launcher) split the cores instead of each taking all."""
+    import os
+
+    n_jobs = OmegaConf.select(hc, "launcher.n_jobs", default=None) if "Joblib" in hc.launcher._target_ else None
+    if not n_jobs or cfg.threads.intra_op:
+        return cfg
+    cores = os.cpu_count() or 1
+    n_jobs = cores if n_jobs < 0 else n_jobs
+    per_job = max(1, cores // n_jobs)
+    threads = cfg.threads.model_copy(update={"intra_op": per_job, "inter_op": 1})
+    data = cfg.data.model_copy(update={"threads": cfg.data.threads or per_job})
+    return cfg.model_copy(update={"threads": threads, "data": data})

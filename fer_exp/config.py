@@ -211,6 +211,8 @@ class RunConfig(_Strict):
     limit_train_batches: PositiveInt | None = None
     limit_val_batches: PositiveInt | None = None
     preview_images: Annotated[int, Field(ge=0, le=256)] = 32
+    # the final metric a job returns to the sweeper (Optuna maximizes/minimizes it)
+    optimized_metric: str = "best_val_accuracy"
 
     experiment_name: Annotated[str, Field(min_length=1)] = "fer_exp"
     run_name: str | None = None
@@ -229,6 +231,17 @@ class RunConfig(_Strict):
     def optimizer_kwargs(self) -> dict[str, Any]:
         """``_target_`` and the keyword arguments actually set (unset optional keys left out)."""
         return self.optimizer.model_dump(by_alias=True, exclude_none=True)
+
+    @field_validator("optimized_metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        import re
+
+        if v in ("best_val_accuracy", "val_macro_f1", "train_time_s") or re.fullmatch(
+                r"val_(f1|precision|recall)\.\w+", v):
+            return v
+        raise ValueError("must be a final metric: best_val_accuracy, val_macro_f1, train_time_s, "
+                         "or val_f1.<class> / val_precision.<class> / val_recall.<class>")
 
     @field_validator("class_weight", mode="before")
     @classmethod

@@ -13,7 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 MASK = "***"
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# Hydra escapes ':' as '\:' in sweep overrides, hence the optional backslashes.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*\\?://)[^/@\s]+@")
 _SECRET_WORDS = r"(?:token|secret|password|passwd|pwd|api[_-]?key|access[_-]?key|credential|auth)"
 _QUERY_SECRET = re.compile(rf"(?i)(?P<key>[?&;][^=&\s]*{_SECRET_WORDS}[^=&\s]*=)[^&\s]*")
 _SECRET_ENV = re.compile(rf"(?i)\$\{{oc\.env:\s*(?P<name>[^,}}]*{_SECRET_WORDS}[^,}}]*)")

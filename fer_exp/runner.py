@@ -53,6 +53,7 @@ class RunResult:
     best_epoch: int
     epochs_run: int
     output_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)  # every final metric logged
 
 
 def run(cfg: RunConfig, job: JobInfo) -> RunResult:
@@ -93,15 +94,18 @@ def claim_output_dir(out: Path) -> Path:
 
 
 def _start_tracker(cfg: RunConfig, job: JobInfo, out: Path) -> Tracker:
+    run_name = cfg.run_name
+    if run_name is None and job.job_num is not None:  # readable in the MLflow UI's sweep group
+        run_name = f"#{job.job_num} " + " ".join(_redacted_overrides(job))[:200]
     try:
-        tracker = Tracker.start(cfg.tracking_uri, cfg.experiment_name, cfg.run_name, _tags(job, out))
+        tracker = Tracker.start(cfg.tracking_uri, cfg.experiment_name, run_name, _tags(job, out))
     except UserError:
         if cfg.tracking_fallback != "local":
             raise
         fallback = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
         log.warning("MLflow at %s is unreachable: tracking_fallback=local, logging to %s instead",
                     redact_text(cfg.tracking_uri), fallback)
-        tracker = Tracker.start(fallback, cfg.experiment_name, cfg.run_name, _tags(job, out))
+        tracker = Tracker.start(fallback, cfg.experiment_name, run_name, _tags(job, out))
     tracker.use_journal(out)
     log.info("MLflow run %s in experiment %r at %s", tracker.run_id, cfg.experiment_name, redact_text(tracker.uri))
     return tracker
@@ -210,7 +214,7 @@ def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path
     tracker.log_artifact(out / "plots", "plots")
     tracker.log_artifact(out / "reports", "reports")
     log.info("classification report (best weights, validation):\n%s", ev.report_text)
-    return RunResult(tracker.run_id, ev.accuracy, ev.macro_f1, best_epoch, final["epochs_run"], out)
+    return RunResult(tracker.run_id, ev.accuracy, ev.macro_f1, best_epoch, final["epochs_run"], out, final)
 
 
 # --------------------------------------------------------------------------- resume

@@ -97,3 +97,7 @@ def test_secrets_are_redacted():
     assert tree["tracking_uri"] == "https://***@mlflow.example/x?access_token=***"
     assert tree["data"] == {"root": "/data", "token": "***"} and tree["optimizer"]["lr"] == 1
     assert redact_text("sqlite:////tmp/a b/mlflow.db") == "sqlite:////tmp/a b/mlflow.db"
+
+
+def test_hydra_escaped_overrides_are_redacted():
+    assert redact_text(r"tracking_uri=http\://alice\:pw@127.0.0.1\:5000") == r"tracking_uri=http\://***@127.0.0.1\:5000"
