@@ -39,8 +39,8 @@ def differing_params(runs) -> list[str]:
 
 
 def rarest_class(runs) -> str | None:
-    counts = {k.removeprefix("data.n_train."): int(v) for r in runs[:1]
-              for k, v in r.data.params.items() if k.startswith("data.n_train.")}
+    counts = {k.removeprefix("data.found.train."): int(v) for r in runs[:1]
+              for k, v in r.data.params.items() if k.startswith("data.found.train.")}
     return min(counts, key=counts.get) if counts else None
 
 

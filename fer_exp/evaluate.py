@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from fer_exp.data.targets import to_labels
+
 
 @dataclass
 class Evaluation:
@@ -42,8 +44,9 @@ def predict(model, batches, n_batches: int) -> tuple[np.ndarray, np.ndarray]:
     for i, (x, y) in enumerate(stream):
         if i >= n_batches:
             break
-        probs.append(np.asarray(model.predict_on_batch(x)))
-        labels.append(np.asarray(y).argmax(axis=1))
+        p = np.asarray(model.predict_on_batch(x))
+        probs.append(np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p)  # binary: one sigmoid
+        labels.append(to_labels(y))
     return np.concatenate(labels), np.concatenate(probs)
 
 

@@ -22,8 +22,17 @@ L2 = Annotated[float, Field(ge=0.0, le=1.0)]
 class _ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def build(self, input_shape: tuple[int, int, int], num_classes: int):
+    def build(self, input_shape: tuple[int, int, int], num_classes: int, class_mode: str = "categorical"):
         raise NotImplementedError
+
+
+def head(x, num_classes: int, class_mode: str):
+    """Softmax over the classes, or one sigmoid unit for Keras's binary class_mode."""
+    from keras import layers
+
+    if class_mode == "binary":
+        return layers.Dense(1, activation="sigmoid", name="expression")(x)
+    return layers.Dense(num_classes, activation="softmax", name="expression")(x)
 
 
 class SmallCNN(_ModelSpec):
@@ -43,7 +52,7 @@ class SmallCNN(_ModelSpec):
     # 0.9 tracks them within an epoch on small datasets.
     bn_momentum: Annotated[float, Field(gt=0, lt=1)] = 0.9
 
-    def build(self, input_shape, num_classes):
+    def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras
         from keras import layers
 
@@ -62,7 +71,7 @@ class SmallCNN(_ModelSpec):
         x = layers.GlobalAveragePooling2D()(x)
         if self.head_dropout:
             x = layers.Dropout(self.head_dropout)(x)
-        outputs = layers.Dense(num_classes, activation="softmax", name="expression")(x)
+        outputs = head(x, num_classes, class_mode)
         return keras.Model(inputs, outputs, name=self.name)
 
 
@@ -91,7 +100,7 @@ class SeedCNN(_ModelSpec):
             )
         return self
 
-    def build(self, input_shape, num_classes):
+    def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras
         from keras import layers
 
@@ -108,7 +117,7 @@ class SeedCNN(_ModelSpec):
         x = layers.GlobalAveragePooling2D()(x)
         x = layers.Dense(self.dense_units, activation="relu", kernel_regularizer=reg)(x)
         x = layers.Dropout(self.head_dropout)(x)
-        outputs = layers.Dense(num_classes, activation="softmax", name="expression")(x)
+        outputs = head(x, num_classes, class_mode)
         return keras.Model(inputs, outputs, name=self.name)
 
 

@@ -70,8 +70,11 @@ def run(cfg: RunConfig, job: JobInfo) -> RunResult:
 
 def _load_splits(cfg: RunConfig) -> Splits:
     splits = load_splits(cfg.data)
-    log.info("data: %s train / %s validation images in %d classes from %s",
-             len(splits.train), len(splits.val), len(splits.class_names), splits.root)
+    log.info("data: %s train / %s validation%s images in %d classes from %s", len(splits.train), len(splits.val),
+             f" / {len(splits.test)} test" if splits.test is not None else "", len(splits.class_names), splits.root)
+    if cfg.data.class_mode == "binary" and len(splits.class_names) != 2:
+        raise ConfigError(f"data.class_mode=binary needs exactly 2 classes, found {len(splits.class_names)}: "
+                          f"{list(splits.class_names)}; use categorical")
     if cfg.batch_size > len(splits.train):
         raise ConfigError(f"batch_size={cfg.batch_size} is larger than the train split "
                           f"({len(splits.train)} images): pass a smaller batch_size")
@@ -117,6 +120,7 @@ def _execute(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracker, out
         with tracked_run(tracker):
             if state is None:
                 _log_config(cfg, job, tracker)
+                _log_audit(cfg, splits, tracker, out)
             return _train_and_log(cfg, job, splits, tracker, out, state)
     finally:
         if job.log_file:
@@ -131,6 +135,20 @@ def _log_config(cfg: RunConfig, job: JobInfo, tracker: Tracker) -> None:
     tracker.log_text("\n".join(_redacted_overrides(job)) + "\n", "config/overrides.txt")
     if job.hydra_yaml:
         tracker.log_text(job.hydra_yaml, "config/hydra.yaml")
+
+
+def _log_audit(cfg: RunConfig, splits: Splits, tracker: Tracker, out: Path) -> None:
+    """The data audit's numbers at the start of every run (python -m fer_exp.audit prints them)."""
+    from fer_exp import audit
+
+    report = audit.audit(splits, cfg.class_weight, cfg.data.dedupe)
+    tracker.log_metrics(audit.metrics(report))
+    tracker.log_params({f"data.dropped.{k}": v for k, v in splits.dropped.items()})
+    tracker.log_text(json.dumps(report, indent=1), "audit/audit.json")
+    d = splits.duplicates
+    log.info("audit: train %d files / %d distinct; train and validation share %d distinct images%s",
+             d["train.files"], d["train.distinct"], d["train_val.shared_distinct"],
+             f"; dropped {splits.dropped}" if splits.dropped else "")
 
 
 def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracker, out: Path,
@@ -151,7 +169,7 @@ def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracke
         log.info("class weights (balanced): %s",
                  ", ".join(f"{n} {w:.4f}" for n, w in by_name(weights, names).items()))
     if state is None:
-        model = cfg.model.build(inputs.input_shape, len(names))
+        model = cfg.model.build(inputs.input_shape, len(names), cfg.data.class_mode)
         _log_derived_params(tracker, splits, weights, model.count_params())
         _write_model_summary(model, out / "reports" / "model_summary.txt")
     else:
@@ -173,7 +191,7 @@ def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracke
     best = out / "checkpoints" / "best.keras"
     if best.exists():
         model.load_weights(best)
-    result = _evaluate_and_log(model, inputs, cfg, tracker, out, history, train_time)
+    result = _evaluate_and_log(model, inputs, cfg, tracker, out, history, train_time, splits)
     tracker.log_artifact(best, "model")
     _print_summary(cfg, tracker, result)
     return result
@@ -188,13 +206,30 @@ def _build_inputs(cfg: RunConfig, splits: Splits, initial_epoch: int):
 
 
 def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path,
-                      history: dict, train_time: float) -> RunResult:
+                      history: dict, train_time: float, splits: Splits) -> RunResult:
+    import numpy as np
+
     from fer_exp.evaluate import evaluate, predict
     from fer_exp.plots import confusion_matrix_png, learning_curves_png
 
     n_batches = min(inputs.val_batches, cfg.limit_val_batches or inputs.val_batches)
     y_true, y_prob = predict(model, inputs.val, n_batches)
     ev = evaluate(y_true, y_prob, inputs.class_names)
+    extra: dict[str, float] = {}
+    in_train = splits.val_in_train[: len(y_true)] if splits.val_in_train is not None else None
+    if in_train is not None and in_train.any():
+        # Validation without the images that also occur in train (FER-2013 has 510 of them).
+        clean = ~in_train
+        extra["val_accuracy_leakfree"] = float(np.mean(ev.y_pred[clean] == y_true[clean]))
+        extra["val_leaked_images"] = float(in_train.sum())
+    if inputs.test is not None:
+        n_test = min(inputs.test_batches, cfg.limit_val_batches or inputs.test_batches)
+        t_true, t_prob = predict(model, inputs.test, n_test)
+        test_ev = evaluate(t_true, t_prob, inputs.class_names)
+        extra.update({"test_accuracy": test_ev.accuracy, **test_ev.metrics("test_")})
+        (out / "reports" / "test_classification_report.txt").write_text(test_ev.report_text)
+        confusion_matrix_png(test_ev.confusion, inputs.class_names, out / "plots" / "test_confusion_matrix.png",
+                             f"{cfg.model.name} — test accuracy {test_ev.accuracy:.3f}")
     val_acc = history.get("val_accuracy", [])
     best_epoch = int(max(range(len(val_acc)), key=val_acc.__getitem__)) + 1 if val_acc else 0
     final = {
@@ -203,6 +238,7 @@ def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path
         "best_epoch": best_epoch,
         "epochs_run": len(history.get("loss", [])),
         "train_time_s": train_time,
+        **extra,
     }
     tracker.log_metrics(final)
 
@@ -306,17 +342,19 @@ def _log_derived_params(tracker: Tracker, splits: Splits, weights, param_count: 
 
     names = splits.class_names
     derived = {
-        "data.n_train": len(splits.train),
-        "data.n_val": len(splits.val),
-        "data.classes": ",".join(names),
+        "data.found.train": len(splits.train),
+        "data.found.val": len(splits.val),
+        "data.found.test": len(splits.test) if splits.test is not None else 0,
+        "data.found.classes": ",".join(names),
         "data.resolved_root": str(splits.root),
+        "data.keras_reader": "flow_from_directory" if splits.directory_layout else "dataframe/arrays",
         "model.param_count": param_count,
         "env.tensorflow": tf.__version__,
         "env.keras": keras.__version__,
         "env.python": platform.python_version(),
         "env.fer_exp": __version__,
     }
-    derived.update({f"data.n_train.{n}": c for n, c in splits.train.counts().items()})
+    derived.update({f"data.found.train.{n}": c for n, c in splits.train.counts().items()})
     if weights:
         derived.update({f"class_weights.{n}": f"{w:.6f}" for n, w in by_name(weights, names).items()})
     tracker.log_params(derived)

@@ -56,14 +56,24 @@ def build_optimizer(cfg: RunConfig, steps: int):
 
 
 def compile_model(model, cfg: RunConfig, steps: int) -> None:
-    import keras
-
     model.compile(
         optimizer=build_optimizer(cfg, steps),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        loss=loss_for(cfg),
         metrics=["accuracy"],
         jit_compile=False,  # XLA is ~3.7x slower for these models on CPU
     )
+
+
+def loss_for(cfg: RunConfig):
+    """The cross-entropy that matches ``data.class_mode``."""
+    import keras
+
+    mode, smoothing = cfg.data.class_mode, cfg.label_smoothing
+    if mode == "binary":
+        return keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
+    if mode == "sparse":
+        return keras.losses.SparseCategoricalCrossentropy()
+    return keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
 
 
 def _mode(monitor: Monitor) -> str:

@@ -83,11 +83,12 @@ def main() -> None:
     rows.append(("(a) ImageDataGenerator.flow_from_directory", results["idg_img_s"]))
 
     # cache: decode every JPEG once (cold) vs load the cache (warm)
+    fresh = Path(tempfile.mkdtemp(prefix="bench-decode-"))
     start = time.perf_counter()
-    train_x = decoded_images(splits.train, 48, "grayscale", "nearest", cache)
+    train_x = decoded_images(splits.train, 48, "grayscale", "nearest", fresh)[0]
     cold_s = time.perf_counter() - start
     start = time.perf_counter()
-    decoded_images(splits.train, 48, "grayscale", "nearest", cache)
+    decoded_images(splits.train, 48, "grayscale", "nearest", fresh)
     warm_s = time.perf_counter() - start
     results["decode_jpegs_s"], results["load_cache_s"] = cold_s, warm_s
     results["cache_speedup"] = cold_s / warm_s
@@ -116,8 +117,8 @@ def main() -> None:
     # (d) fer_exp tfdata: first epoch with a cold cache (decode every JPEG, then augment), and warm
     cold_cache = Path(tempfile.mkdtemp(prefix="bench-cold-"))
     start = time.perf_counter()
-    cold_inputs = tf_pipeline.build(compose([*data, "augmentation=seed", f"batch_size={BATCH}",
-                                             f"data.cache_dir={cold_cache}"]), splits)
+    cold_cfg = compose([*data, "augmentation=seed", f"batch_size={BATCH}", f"data.cache_dir={cold_cache}"])
+    cold_inputs = tf_pipeline.build(cold_cfg, load_splits(cold_cfg.data))
     for _ in cold_inputs.train.take(cold_inputs.train_batches):
         pass
     results["tfdata_cold_img_s"] = len(splits.train) / (time.perf_counter() - start)

@@ -20,7 +20,7 @@ from tests.conftest import SHARED_FER2013
 def faces() -> np.ndarray:
     """64 real faces from the shared FER-2013 folders, else 64 synthetic ones."""
     if (SHARED_FER2013 / "train").is_dir():
-        table, _ = scan_dataset(SHARED_FER2013, "train", "validation")
+        table, _ = scan_dataset(SHARED_FER2013, "train", "validation").values()
     else:
         table = load_splits(compose().data).train
     paths = table.paths[:: max(1, len(table.paths) // 64)][:64]

@@ -56,8 +56,8 @@ def test_mlflow_run_holds_params_metrics_artifacts_tags(fast_run):
     assert params["callbacks.early_stopping.patience"] == "8"
     assert params["batch_size"] == "64" and params["limit_train_batches"] == "1"
     # derived values
-    assert (params["data.n_train"], params["data.n_val"]) == ("2000", "500")
-    assert params["data.classes"] == ",".join(CLASS_NAMES)
+    assert (params["data.found.train"], params["data.found.val"]) == ("2000", "500")
+    assert params["data.found.classes"] == ",".join(CLASS_NAMES)
     labels = np.repeat(np.arange(7), class_counts(2000))
     expected = balanced_class_weights(labels, 7)
     for i, name in enumerate(CLASS_NAMES):
@@ -91,6 +91,7 @@ def test_multirun_logs_one_run_per_job(tmp_path):
     proc = run_cli(["-m", "augmentation=none,seed,heavy", "debug=fast"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, runs = mlflow_runs(tmp_path / "mlflow.db")
+    runs = [r for r in runs if "mlflow.parentRunId" in r.data.tags]  # the jobs, not the sweep's parent
     assert [r.info.status for r in runs] == ["FINISHED"] * 3
     assert sorted(r.data.tags["hydra.job_num"] for r in runs) == ["0", "1", "2"]
     assert len({r.data.tags["hydra.sweep_dir"] for r in runs}) == 1

@@ -28,7 +28,7 @@ def test_synthetic_dataset_is_deterministic_and_fer_shaped(tmp_path):
     a = ensure_synthetic_dataset(spec, tmp_path / "a")
     b = ensure_synthetic_dataset(spec, tmp_path / "b")
     assert _digest(a) == _digest(b)
-    train, val = scan_dataset(a, "train", "validation")
+    train, val = scan_dataset(a, "train", "validation").values()
     assert train.class_names == CLASS_NAMES
     assert (len(train), len(val)) == (140, 70)
     counts = train.counts()
@@ -80,7 +80,7 @@ def test_scan_lists_like_keras_and_ignores_non_images(tmp_path):
     root = _make_layout(tmp_path, {"train": {"b": 2, "a": 3}, "validation": {"a": 1, "b": 1}})
     (root / "train" / "a" / ".DS_Store").write_text("x")
     (root / "train" / "a" / "notes.txt").write_text("x")
-    train, val = scan_dataset(root, "train", "validation")
+    train, val = scan_dataset(root, "train", "validation").values()
     assert train.class_names == ("a", "b")
     assert [Path(p).name for p in train.paths] == ["0.png", "1.png", "2.png", "0.png", "1.png"]
     assert train.labels.tolist() == [0, 0, 0, 1, 1]

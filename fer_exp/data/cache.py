@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer_exp.data.folders import ImageTable
+from fer_exp.data.table import ImageTable
 from fer_exp.errors import DataError
 
 log = logging.getLogger(__name__)
 
-DECODER_VERSION = 1
+DECODER_VERSION = 2  # 2: unreadable images are recorded, not fatal
 # Keras's load_img resize filters.
 _RESAMPLE = {
     "nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
@@ -53,7 +53,7 @@ def decode_image(path: str, pic_size: int, color_mode: str, interpolation: str) 
     """One image as Keras's ``load_img`` + ``img_to_array`` give it, in uint8 (rows, cols, ch)."""
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if color_mode == "grayscale" else "RGB")
+            img = img.convert({"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}[color_mode])
             if img.size != (pic_size, pic_size):
                 img = img.resize((pic_size, pic_size), _RESAMPLE[interpolation])
             arr = np.asarray(img, dtype=np.uint8)
@@ -72,24 +72,25 @@ def _checksum(array: np.ndarray) -> str:
 
 
 def decoded_images(table: ImageTable, pic_size: int, color_mode: str, interpolation: str,
-                   cache_dir: Path, threads: int = 2) -> np.ndarray:
-    """The split's images as a read-only (N, pic_size, pic_size, C) uint8 memmap."""
+                   cache_dir: Path, threads: int = 2) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """The split's images as a read-only (N, pic_size, pic_size, C) uint8 memmap, and the
+    unreadable ones as (index, message) — their rows hold zeros."""
     from filelock import FileLock
 
     key = fingerprint(table, pic_size, color_mode, interpolation)
     cache_dir.mkdir(parents=True, exist_ok=True)
     data, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
-    channels = 1 if color_mode == "grayscale" else 3
+    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[color_mode]
     shape = (len(table), pic_size, pic_size, channels)
     with FileLock(str(cache_dir / f"{key}.lock"), timeout=3600):  # one builder per key
         cached = _load_verified(data, meta, shape)
-        if cached is not None:
-            return cached
-        _build(table, pic_size, color_mode, interpolation, data, meta, shape, threads)
-        return np.load(data, mmap_mode="r")
+        if cached is None:
+            _build(table, pic_size, color_mode, interpolation, data, meta, shape, threads)
+            cached = _load_verified(data, meta, shape)
+        return cached
 
 
-def _load_verified(data: Path, meta: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+def _load_verified(data: Path, meta: Path, shape: tuple[int, ...]):
     if not (data.exists() and meta.exists()):
         return None
     try:
@@ -97,8 +98,8 @@ def _load_verified(data: Path, meta: Path, shape: tuple[int, ...]) -> np.ndarray
         array = np.load(data, mmap_mode="r")
         if array.shape != shape or array.dtype != np.uint8 or _checksum(array) != info["checksum"]:
             raise ValueError("shape, dtype or checksum mismatch")
-        return array
-    except (OSError, ValueError, KeyError) as exc:
+        return array, [tuple(b) for b in info["bad"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("decoded-image cache %s is damaged (%s): rebuilding it", data, exc)
         return None
 
@@ -110,9 +111,15 @@ def _build(table, pic_size, color_mode, interpolation, data: Path, meta: Path, s
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
 
+        bad: list[tuple[int, str]] = []
+
         def decode_range(bounds: tuple[int, int]) -> None:
             for i in range(*bounds):
-                out[i] = decode_image(table.paths[i], pic_size, color_mode, interpolation)
+                try:
+                    out[i] = decode_image(table.paths[i], pic_size, color_mode, interpolation)
+                except DataError as exc:
+                    out[i] = 0
+                    bad.append((i, str(exc)))
 
         chunk = 512
         with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL decodes with the GIL released
@@ -125,7 +132,7 @@ def _build(table, pic_size, color_mode, interpolation, data: Path, meta: Path, s
         if os.path.exists(tmp):
             os.unlink(tmp)
     meta_tmp = meta.with_suffix(".json.tmp")
-    meta_tmp.write_text(json.dumps({"checksum": checksum, "shape": list(shape), "n_files": len(table.paths),
+    meta_tmp.write_text(json.dumps({"checksum": checksum, "shape": list(shape), "bad": sorted(bad),
                                     "pic_size": pic_size, "color_mode": color_mode, "interpolation": interpolation}))
     os.replace(meta_tmp, meta)
     log.info("decoded %d images into %s in %.1f s (%.0f MB)", shape[0], data, time.perf_counter() - start,

@@ -7,33 +7,17 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fer_exp.data.table import ImageTable
 from fer_exp.errors import DataError
 
 log = logging.getLogger(__name__)
 
 # Keras's white list of image extensions (DirectoryIterator.white_list_formats).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
-
-
-@dataclass(frozen=True)
-class ImageTable:
-    """Image files of one split with integer labels indexing ``class_names``."""
-
-    paths: tuple[str, ...]
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def counts(self) -> dict[str, int]:
-        per_class = np.bincount(self.labels, minlength=len(self.class_names))
-        return dict(zip(self.class_names, per_class.tolist()))
 
 
 def list_class_dirs(split_dir: Path) -> list[str]:
@@ -58,7 +42,7 @@ def scan_split(split_dir: Path, class_names: list[str]) -> ImageTable:
         files = list_images(split_dir / name) if (split_dir / name).is_dir() else []
         paths.extend(files)
         labels.extend([index] * len(files))
-    return ImageTable(tuple(paths), np.asarray(labels, dtype=np.int64), tuple(class_names))
+    return ImageTable(np.asarray(labels, dtype=np.int64), tuple(class_names), paths=tuple(paths))
 
 
 def _require_dir(path: Path, what: str) -> None:
@@ -68,32 +52,47 @@ def _require_dir(path: Path, what: str) -> None:
         raise DataError(f"{what} is not a folder: {path} (expected a folder with one sub-folder per class)")
 
 
-def scan_dataset(root: str | Path, train_dir: str, val_dir: str) -> tuple[ImageTable, ImageTable]:
-    """Train and validation tables with the same classes, or a DataError naming the problem."""
+def scan_dataset(root: str | Path, train_dir: str, val_dir: str, test_dir: str | None = None,
+                 validation_split: float = 0.0) -> dict[str, ImageTable]:
+    """``{"train", "val"[, "test"]}`` tables with the same classes, or a DataError naming the
+    problem. With ``validation_split``, validation comes out of ``train_dir`` as Keras's
+    ``subset="validation"`` takes it: the first fraction of each class's files."""
     root = Path(root).expanduser()
     _require_dir(root, "data.root")
-    train_path, val_path = root / train_dir, root / val_dir
+    train_path = root / train_dir
     _require_dir(train_path, f"train split folder (data.train_dir={train_dir!r})")
-    _require_dir(val_path, f"validation split folder (data.val_dir={val_dir!r})")
-
-    train_classes, val_classes = list_class_dirs(train_path), list_class_dirs(val_path)
-    if not train_classes:
+    classes = list_class_dirs(train_path)
+    if not classes:
         raise DataError(f"no class folders in {train_path}: expected {train_path}/<class>/<image files>")
-    if train_classes != val_classes:
-        raise DataError(
-            "train and validation have different class folders:\n"
-            f"  {train_path}: {train_classes}\n  {val_path}: {val_classes}\n"
-            f"  only in train: {sorted(set(train_classes) - set(val_classes))}; "
-            f"only in validation: {sorted(set(val_classes) - set(train_classes))}"
-        )
-    train = scan_split(train_path, train_classes)
-    val = scan_split(val_path, train_classes)
-    empty = [name for name, n in train.counts().items() if n == 0]
+    others = {} if validation_split else {"val": (val_dir, "data.val_dir")}
+    if test_dir:
+        others["test"] = (test_dir, "data.test_dir")
+    for split, (name, key) in others.items():
+        _require_dir(root / name, f"{'validation' if split == 'val' else 'test'} split folder ({key}={name!r})")
+        found = list_class_dirs(root / name)
+        if found != classes:
+            raise DataError(
+                f"{train_dir} and {name} have different class folders:\n"
+                f"  {train_path}: {classes}\n  {root / name}: {found}\n"
+                f"  only in {train_dir}: {sorted(set(classes) - set(found))}; "
+                f"only in {name}: {sorted(set(found) - set(classes))}"
+            )
+    tables = {"train": scan_split(train_path, classes)}
+    empty = [c for c, n in tables["train"].counts().items() if n == 0]
     if empty:
         raise DataError(
             f"class folders without images in {train_path}: {empty} "
             f"(allowed extensions: {', '.join(IMAGE_EXTENSIONS)}); add images or remove the folders"
         )
-    if len(val) == 0:
-        raise DataError(f"no images in the validation split {val_path}")
-    return train, val
+    if validation_split:
+        is_val = np.zeros(len(tables["train"]), dtype=bool)
+        for c in range(len(classes)):
+            rows = np.flatnonzero(tables["train"].labels == c)
+            is_val[rows[: int(validation_split * len(rows))]] = True
+        tables["val"], tables["train"] = tables["train"].subset(is_val), tables["train"].subset(~is_val)
+    for split, (name, _) in others.items():
+        tables[split] = scan_split(root / name, classes)
+    for split, table in tables.items():
+        if len(table) == 0:
+            raise DataError(f"no images in the {split} split under {root}")
+    return tables

@@ -21,3 +21,5 @@ class InputData:
     # (n) -> (images, int labels): the first n training images exactly as augmented for fit
     preview: Callable[[int], tuple[np.ndarray, np.ndarray]]
     pipeline: str
+    test: Any = None  # batches of the test split, when the source has one
+    test_batches: int = 0

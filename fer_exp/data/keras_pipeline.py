@@ -1,4 +1,9 @@
-"""Input pipeline through Keras's ImageDataGenerator.flow_from_directory, as in the notebook."""
+"""Input pipeline through Keras's ImageDataGenerator, as in the notebook.
+
+Untouched class folders go through ``flow_from_directory`` exactly as the notebook did; a
+filtered file list (skipped images, de-duplication, CSV/parquet sources) through
+``flow_from_dataframe``; in-memory sources (fer2013.csv, arrays) through ``flow``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ import numpy as np
 from fer_exp.augment import keras_idg
 from fer_exp.augment.warp import featurewise_stats
 from fer_exp.config import RunConfig
-from fer_exp.data.cache import cache_dir_for, decoded_images
 from fer_exp.data.inputs import InputData
 from fer_exp.data.sources import Splits
+from fer_exp.data.table import ImageTable
+from fer_exp.data.targets import targets, to_labels
 
 log = logging.getLogger(__name__)
 
@@ -22,54 +28,50 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
     data = cfg.data
-    channels = 1 if data.color_mode == "grayscale" else 3
-    size = (data.pic_size, data.pic_size)
-    classes = list(splits.class_names)
-    flow_args = dict(
-        target_size=size,
-        color_mode=data.color_mode,
-        classes=classes,
-        class_mode=data.class_mode,
-        batch_size=cfg.batch_size,
-        interpolation=data.interpolation,
-    )
-
-    # Decoding every image once up front (cached, ~3 s for FER-2013) names an unreadable
-    # file by its path now, instead of a nameless PIL error in the middle of an epoch.
-    cache_dir = cache_dir_for(data.cache_dir)
-    train_images = decoded_images(splits.train, data.pic_size, data.color_mode, data.interpolation, cache_dir)
-    decoded_images(splits.val, data.pic_size, data.color_mode, data.interpolation, cache_dir)
-
     train_gen = ImageDataGenerator(**keras_idg.train_kwargs(cfg.augmentation))
-    val_gen = ImageDataGenerator(**keras_idg.val_kwargs(cfg.augmentation))
+    eval_gen = ImageDataGenerator(**keras_idg.val_kwargs(cfg.augmentation))
     if keras_idg.needs_fit(cfg.augmentation):
         # What ImageDataGenerator.fit computes, in float64 chunks instead of a float32 copy.
-        train_gen.mean, train_gen.std = featurewise_stats(train_images, cfg.augmentation.rescale)
-        val_gen.mean, val_gen.std = train_gen.mean, train_gen.std
+        train_gen.mean, train_gen.std = featurewise_stats(splits.train.images, cfg.augmentation.rescale)
+        eval_gen.mean, eval_gen.std = train_gen.mean, train_gen.std
+    k = len(splits.class_names)
 
-    def train_flow():
-        return train_gen.flow_from_directory(
-            str(splits.root / data.train_dir), shuffle=True, seed=cfg.seed, **flow_args
-        )
+    def flow(gen, table: ImageTable, split_dir: str | None, shuffle: bool):
+        common = dict(batch_size=cfg.batch_size, shuffle=shuffle, seed=cfg.seed if shuffle else None)
+        files = dict(target_size=(data.pic_size, data.pic_size), color_mode=data.color_mode,
+                     class_mode=data.class_mode, interpolation=data.interpolation, **common)
+        if splits.directory_layout and split_dir is not None:
+            it = gen.flow_from_directory(str(splits.root / split_dir), classes=list(splits.class_names), **files)
+            if not np.array_equal(it.classes, table.labels):  # it lists the folders itself
+                raise RuntimeError(f"flow_from_directory found other files in {split_dir} than fer_exp's scan")
+            return it
+        if table.paths is not None:
+            import pandas as pd
 
-    train = train_flow()
+            frame = pd.DataFrame({"filename": table.paths,
+                                  "class": [splits.class_names[i] for i in table.labels]})
+            return gen.flow_from_dataframe(frame, x_col="filename", y_col="class", classes=list(splits.class_names),
+                                           validate_filenames=False, **files)
+        return gen.flow(table.images.astype(np.float32), targets(table.labels, k, data.class_mode), **common)
+
+    dirs = {"train": getattr(data, "train_dir", None), "val": getattr(data, "val_dir", None),
+            "test": getattr(data, "test_dir", None)}
+    train = flow(train_gen, splits.train, dirs["train"], shuffle=True)
     # A resumed run continues the seeded augmentation stream where it stopped (the shuffle
     # order of the resumed epochs differs from an uninterrupted run's).
     train.total_batches_seen = initial_epoch * len(train)
-    val = val_gen.flow_from_directory(str(splits.root / data.val_dir), shuffle=False, **flow_args)
-    # flow_from_directory lists files itself; it must agree with the table the run logged.
-    if not np.array_equal(train.classes, splits.train.labels) or not np.array_equal(val.classes, splits.val.labels):
-        raise RuntimeError("flow_from_directory found different files than fer_exp's scan")
+    val = flow(eval_gen, splits.val, dirs["val"], shuffle=False)
+    test = flow(eval_gen, splits.test, dirs["test"], shuffle=False) if splits.test is not None else None
 
     def preview(n: int) -> tuple[np.ndarray, np.ndarray]:
         # A fresh iterator with the run's seed yields exactly the first batches fit will see.
         with contextlib.redirect_stdout(io.StringIO()):  # not a second "Found N images" line
-            flow = train_flow()
+            it = flow(train_gen, splits.train, dirs["train"], shuffle=True)
         images, labels = [], []
-        for i in range(len(flow)):
-            x, y = flow[i]
+        for i in range(len(it)):
+            x, y = it[i]
             images.append(x)
-            labels.append(y.argmax(axis=1))
+            labels.append(to_labels(y))
             if sum(len(b) for b in images) >= n:
                 break
         return np.concatenate(images)[:n], np.concatenate(labels)[:n]
@@ -78,12 +80,13 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
         class_names=splits.class_names,
         train_labels=splits.train.labels,
         val_labels=splits.val.labels,
-        input_shape=(data.pic_size, data.pic_size, channels),
+        input_shape=splits.train.images.shape[1:],
         train=train,
         val=val,
         train_batches=len(train),
         val_batches=len(val),
         preview=preview,
         pipeline="keras",
+        test=test,
+        test_batches=len(test) if test is not None else 0,
     )
-

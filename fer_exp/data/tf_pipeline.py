@@ -17,7 +17,7 @@ import numpy as np
 from fer_exp.augment import params as transform_params
 from fer_exp.augment.warp import apply_transform, featurewise_stats, is_geometric, standardize
 from fer_exp.config import AugmentationConfig, RunConfig
-from fer_exp.data.cache import cache_dir_for, decoded_images
+from fer_exp.data.targets import target_shape, targets, to_labels
 from fer_exp.data.inputs import InputData
 from fer_exp.data.sources import Splits
 
@@ -35,8 +35,9 @@ class TrainBatches:
     """Builds training batch ``step`` (augmented images, one-hot labels) on demand."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, aug: AugmentationConfig,
-                 batch_size: int, steps_per_epoch: int, seed: int, mean=None, std=None):
-        self.images, self.labels, self.aug = images, labels, aug
+                 batch_size: int, steps_per_epoch: int, seed: int, mean=None, std=None,
+                 class_mode: str = "categorical"):
+        self.images, self.labels, self.aug, self.class_mode = images, labels, aug, class_mode
         self.num_classes, self.batch_size, self.steps = num_classes, batch_size, steps_per_epoch
         self.seed, self.mean, self.std = seed, mean, std
         self._augments = bool(is_geometric(aug) or aug.channel_shift_range or aug.brightness_range)
@@ -63,33 +64,30 @@ class TrainBatches:
             x = apply_transform(raw, p, self.aug, self.mean, self.std)
         else:
             x = standardize(raw.astype(np.float32), self.aug, self.mean, self.std)
-        return x, _one_hot(self.labels[idx], self.num_classes)
+        return x, targets(self.labels[idx], self.num_classes, self.class_mode)
 
 
 class EvalBatches:
     """Validation batch ``i``, in file order, standardized but never augmented."""
 
-    def __init__(self, images, labels, num_classes, aug, batch_size, mean=None, std=None):
-        self.images, self.labels, self.num_classes = images, labels, num_classes
+    def __init__(self, images, labels, num_classes, aug, batch_size, mean=None, std=None,
+                 class_mode: str = "categorical"):
+        self.images, self.labels, self.num_classes, self.class_mode = images, labels, num_classes, class_mode
         self.aug, self.batch_size, self.mean, self.std = aug, batch_size, mean, std
 
     def __call__(self, i) -> tuple[np.ndarray, np.ndarray]:
         sl = slice(int(i) * self.batch_size, (int(i) + 1) * self.batch_size)
         x = standardize(np.asarray(self.images[sl], dtype=np.float32), self.aug, self.mean, self.std)
-        return x, _one_hot(self.labels[sl], self.num_classes)
+        return x, targets(self.labels[sl], self.num_classes, self.class_mode)
 
 
-def _one_hot(labels: np.ndarray, k: int) -> np.ndarray:
-    return np.eye(k, dtype=np.float32)[labels]
-
-
-def _dataset(fn, steps, shape, num_classes, threads: int, start: int = 0):
+def _dataset(fn, steps, shape, y_shape, threads: int, start: int = 0):
     import tensorflow as tf
 
     def call(step):
         x, y = tf.numpy_function(fn, [step], (tf.float32, tf.float32), stateful=False)
         x.set_shape((None, *shape))
-        y.set_shape((None, num_classes))
+        y.set_shape(y_shape)
         return x, y
 
     ds = tf.data.Dataset.range(start, start + steps if steps else np.iinfo(np.int64).max)
@@ -100,29 +98,29 @@ def _dataset(fn, steps, shape, num_classes, threads: int, start: int = 0):
 def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
     data, aug = cfg.data, cfg.augmentation
     threads = data.threads or default_threads()
-    cache_dir = cache_dir_for(data.cache_dir)
-    train_x = decoded_images(splits.train, data.pic_size, data.color_mode, data.interpolation, cache_dir, threads)
-    val_x = decoded_images(splits.val, data.pic_size, data.color_mode, data.interpolation, cache_dir, threads)
-    for images in (train_x, val_x):  # the line users know from flow_from_directory
-        print(f"Found {len(images)} images belonging to {len(splits.class_names)} classes.")
+    train_x = splits.train.images
+    for _, table in splits.items():  # the line users know from flow_from_directory
+        print(f"Found {len(table)} images belonging to {len(splits.class_names)} classes.")
     mean = std = None
     if aug.featurewise_center or aug.featurewise_std_normalization:
         mean, std = featurewise_stats(train_x, aug.rescale)
 
-    k = len(splits.class_names)
+    k, mode = len(splits.class_names), data.class_mode
     train_batches = -(-len(train_x) // cfg.batch_size)
-    val_batches = -(-len(val_x) // cfg.batch_size)
     steps = min(train_batches, cfg.limit_train_batches or train_batches)
-    make_train = TrainBatches(train_x, splits.train.labels, k, aug, cfg.batch_size, steps, cfg.seed, mean, std)
-    make_val = EvalBatches(val_x, splits.val.labels, k, aug, cfg.batch_size, mean, std)
-    shape = train_x.shape[1:]
+    make_train = TrainBatches(train_x, splits.train.labels, k, aug, cfg.batch_size, steps, cfg.seed, mean, std, mode)
+    shape, y_shape = train_x.shape[1:], target_shape(k, mode)
+
+    def evaluation(table):
+        batches = EvalBatches(table.images, table.labels, k, aug, cfg.batch_size, mean, std, mode)
+        return _dataset(batches, -(-len(table) // cfg.batch_size), shape, y_shape, threads)
 
     def preview(n: int):
         images, labels, step = [], [], 0
         while sum(len(b) for b in images) < n and step < steps:
             x, y = make_train(step)
             images.append(x)
-            labels.append(y.argmax(axis=1))
+            labels.append(to_labels(y))
             step += 1
         return np.concatenate(images)[:n], np.concatenate(labels)[:n]
 
@@ -131,10 +129,12 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
         train_labels=splits.train.labels,
         val_labels=splits.val.labels,
         input_shape=shape,
-        train=_dataset(make_train, None, shape, k, threads, start=initial_epoch * steps),
-        val=_dataset(make_val, val_batches, shape, k, threads),
+        train=_dataset(make_train, None, shape, y_shape, threads, start=initial_epoch * steps),
+        val=evaluation(splits.val),
         train_batches=train_batches,
-        val_batches=val_batches,
+        val_batches=-(-len(splits.val) // cfg.batch_size),
         preview=preview,
         pipeline="tfdata",
+        test=evaluation(splits.test) if splits.test is not None else None,
+        test_batches=-(-len(splits.test) // cfg.batch_size) if splits.test is not None else 0,
     )
