@@ -96,6 +96,10 @@ class Checkpointer(keras.callbacks.Callback):
         self.best_epoch = state.get("best_epoch", 0)
         self.history: dict[str, list[float]] = {k: list(v) for k, v in state.get("history", {}).items()}
         self.extra_state = extra_state or {}
+        self.trained_before = state.get("train_time_s", 0.0)  # by the runs this one resumes
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -121,6 +125,7 @@ class Checkpointer(keras.callbacks.Callback):
             "monitor": self.monitor,
             "history": self.history,
             "callbacks": {name: cb.state() for name, cb in self.stateful.items()},
+            "train_time_s": self.trained_before + time.perf_counter() - self._start,
             "saved_at": time.time(),
             **self.extra_state,
         }
@@ -145,3 +150,25 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
         metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         metrics["epoch_time_s"] = time.perf_counter() - self._start
         self.tracker.log_metrics(metrics, step=epoch + 1)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop after the epoch that leaves too little time for another one within ``minutes``
+    (counting the time already trained before a resume)."""
+
+    def __init__(self, minutes: float, already_s: float = 0.0):
+        super().__init__()
+        self.budget_s, self.already_s = minutes * 60, already_s
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+        self._epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epochs += 1
+        used = self.already_s + time.perf_counter() - self._start
+        per_epoch = (time.perf_counter() - self._start) / self._epochs
+        if used + per_epoch > self.budget_s:
+            print(f"Epoch {epoch + 1}: time budget of {self.budget_s / 60:.0f} min reached "
+                  f"({used / 60:.1f} min trained); stopping")
+            self.model.stop_training = True

@@ -20,6 +20,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    BeforeValidator,
     ValidationError,
     field_validator,
     model_validator,
@@ -53,6 +54,19 @@ def _shift_range(value: Any) -> Any:
     raise ValueError("must be a number >= 0 or a non-empty list of numbers")
 
 
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+def _range(v: Any) -> Any:
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) for b in v) and 0 < v[0] <= v[1]:
+        return [float(v[0]), float(v[1])]
+    raise ValueError("must be a pair [low, high] with 0 < low <= high")
+
+
+Range = Annotated[list[float], BeforeValidator(_range)]
+
+
 class AugmentationConfig(_Strict):
     """ImageDataGenerator's augmentation arguments, with Keras's meaning for each."""
 
@@ -72,6 +86,28 @@ class AugmentationConfig(_Strict):
     featurewise_std_normalization: bool = False
     samplewise_center: bool = False
     samplewise_std_normalization: bool = False
+
+    # Beyond ImageDataGenerator (fer_exp.augment.extra): each with a probability and a strength.
+    crop_prob: Probability = 0.0
+    crop_scale: Range = [0.8, 1.0]  # fraction of the area kept
+    crop_ratio: Range = [0.75, 1.3333]  # aspect ratio of the crop
+    contrast_prob: Probability = 0.0
+    contrast_range: Range = [0.7, 1.3]
+    gamma_prob: Probability = 0.0
+    gamma_range: Range = [0.7, 1.5]
+    equalize_prob: Probability = 0.0
+    blur_prob: Probability = 0.0
+    blur_sigma: Range = [0.5, 1.2]
+    sharpen_prob: Probability = 0.0
+    sharpen_amount: Range = [0.5, 1.5]
+    erasing_prob: Probability = 0.0
+    erasing_area: Range = [0.02, 0.2]
+    erasing_aspect: Range = [0.3, 3.3]
+    erasing_value: Literal["random", "mean", "zero"] = "random"
+    mixup_prob: Probability = 0.0
+    mixup_alpha: PositiveFloat = 0.2
+    cutmix_prob: Probability = 0.0
+    cutmix_alpha: PositiveFloat = 1.0
 
     _check_shifts = field_validator("width_shift_range", "height_shift_range", mode="before")(
         lambda v: _shift_range(v)
@@ -96,6 +132,15 @@ class AugmentationConfig(_Strict):
         if isinstance(v, (list, tuple)) and len(v) == 2 and 0 <= v[0] <= v[1]:
             return [float(v[0]), float(v[1])]
         raise ValueError("must be null or a pair [low, high] with 0 <= low <= high (1.0 = unchanged)")
+
+    @model_validator(mode="after")
+    def _probabilities(self):
+        if self.mixup_prob + self.cutmix_prob > 1:
+            raise ValueError("mixup_prob + cutmix_prob must be <= 1 (one of them per batch)")
+        for key in ("crop_scale", "erasing_area"):
+            if getattr(self, key)[1] > 1:
+                raise ValueError(f"{key} is a fraction of the image area: its high end must be <= 1")
+        return self
 
     @field_validator("rescale")
     @classmethod
@@ -288,6 +333,9 @@ class RunConfig(_Strict):
     deterministic: bool = False
     class_weight: Literal["balanced", "none"] = "balanced"
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    time_budget_min: PositiveFloat | None = None  # stop when another epoch would not fit
+    tta: bool = False  # also evaluate with horizontal-flip test-time augmentation (*_tta metrics)
+    mixed_precision: bool = False  # float16 compute (GPUs); slower on a CPU
     limit_train_batches: PositiveInt | None = None
     limit_val_batches: PositiveInt | None = None
     preview_images: Annotated[int, Field(ge=0, le=256)] = 32
@@ -314,6 +362,8 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _coherent(self):
+        if self.data.class_mode != "categorical" and (self.augmentation.mixup_prob or self.augmentation.cutmix_prob):
+            raise ValueError("mixup and cutmix mix one-hot labels: use data.class_mode=categorical")
         if self.data.class_mode == "sparse" and self.label_smoothing:
             raise ValueError("label_smoothing needs one-hot targets: use data.class_mode=categorical "
                              "(Keras's sparse cross-entropy has no smoothing)")

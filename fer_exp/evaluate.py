@@ -36,18 +36,28 @@ class Evaluation:
         return out
 
 
-def predict(model, batches, n_batches: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer labels and class probabilities over the first ``n_batches`` batches."""
-    labels, probs = [], []
+def predict(model, batches, n_batches: int, tta: bool = False):
+    """Integer labels and class probabilities over the first ``n_batches`` batches; with
+    ``tta``, also the probabilities averaged with those of the horizontally flipped images."""
+    labels, probs, flipped = [], [], []
     # A Keras generator is indexed (its iterator protocol never stops); tf.data is iterated.
     stream = (batches[i] for i in range(n_batches)) if hasattr(batches, "__getitem__") else batches
     for i, (x, y) in enumerate(stream):
         if i >= n_batches:
             break
-        p = np.asarray(model.predict_on_batch(x))
-        probs.append(np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p)  # binary: one sigmoid
+        probs.append(_probabilities(model, x))
+        if tta:
+            flipped.append(_probabilities(model, np.asarray(x)[:, :, ::-1]))
         labels.append(to_labels(y))
-    return np.concatenate(labels), np.concatenate(probs)
+    y_true, y_prob = np.concatenate(labels), np.concatenate(probs)
+    if tta:
+        return y_true, y_prob, (y_prob + np.concatenate(flipped)) / 2
+    return y_true, y_prob
+
+
+def _probabilities(model, x) -> np.ndarray:
+    p = np.asarray(model.predict_on_batch(x))
+    return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p  # binary: one sigmoid unit
 
 
 def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...]) -> Evaluation:

@@ -30,9 +30,10 @@ def head(x, num_classes: int, class_mode: str):
     """Softmax over the classes, or one sigmoid unit for Keras's binary class_mode."""
     from keras import layers
 
+    # float32 outputs keep the loss stable under mixed precision
     if class_mode == "binary":
-        return layers.Dense(1, activation="sigmoid", name="expression")(x)
-    return layers.Dense(num_classes, activation="softmax", name="expression")(x)
+        return layers.Dense(1, activation="sigmoid", name="expression", dtype="float32")(x)
+    return layers.Dense(num_classes, activation="softmax", name="expression", dtype="float32")(x)
 
 
 class SmallCNN(_ModelSpec):
@@ -121,4 +122,119 @@ class SeedCNN(_ModelSpec):
         return keras.Model(inputs, outputs, name=self.name)
 
 
-ModelSpec = Annotated[SmallCNN | SeedCNN, Field(discriminator="name")]
+class MiniXception(_ModelSpec):
+    """mini-Xception (Arriaga et al. 2017), the classic real-time FER model: a conv stem, then
+    residual modules of depthwise-separable convolutions, a conv to the classes and GAP
+    (~60 k parameters with the defaults)."""
+
+    name: Literal["mini_xception"]
+    stem_filters: PositiveInt = 8
+    filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=1)
+    l2: L2 = 0.01
+    dropout: Rate = 0.0
+
+    def build(self, input_shape, num_classes, class_mode="categorical"):
+        import keras
+        from keras import layers
+
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = inputs
+        for _ in range(2):
+            x = layers.Conv2D(self.stem_filters, 3, use_bias=False, kernel_regularizer=reg)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+        for width in self.filters:
+            shortcut = layers.Conv2D(width, 1, strides=2, padding="same", use_bias=False)(x)
+            shortcut = layers.BatchNormalization()(shortcut)
+            x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
+                                       pointwise_regularizer=reg)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+            x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
+                                       pointwise_regularizer=reg)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+            x = layers.Add()([x, shortcut])
+        if self.dropout:
+            x = layers.Dropout(self.dropout)(x)
+        # The original ends in a conv to the classes; a dense head keeps binary class_mode simple.
+        x = layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, head(x, num_classes, class_mode), name=self.name)
+
+
+class VGGFer(_ModelSpec):
+    """The VGG variant of Khaireddin & Chen (2021), 73.28 % on FER-2013: stages of two (or
+    ``convs_per_stage``) 3x3 conv-BN-ReLU, max-pooling, then fully connected layers with
+    dropout. ``width`` scales every stage (1.0 = 64-128-256-512)."""
+
+    name: Literal["vgg_fer"]
+    filters: list[PositiveInt] = Field(default=[64, 128, 256, 512], min_length=1)
+    width: Annotated[float, Field(gt=0, le=4)] = 1.0
+    convs_per_stage: Annotated[int, Field(ge=1, le=4)] = 2
+    dense_units: list[PositiveInt] = [1024, 1024]
+    dropout: Rate = 0.4
+    l2: L2 = 0.0
+
+    def build(self, input_shape, num_classes, class_mode="categorical"):
+        import keras
+        from keras import layers
+
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = inputs
+        for base in self.filters:
+            for _ in range(self.convs_per_stage):
+                x = layers.Conv2D(max(1, round(base * self.width)), 3, padding="same", use_bias=False,
+                                  kernel_regularizer=reg)(x)
+                x = layers.BatchNormalization()(x)
+                x = layers.ReLU()(x)
+            x = layers.MaxPooling2D()(x)
+        x = layers.Flatten()(x)
+        for units in self.dense_units:
+            x = layers.Dense(units, kernel_regularizer=reg)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+            x = layers.Dropout(self.dropout)(x)
+        return keras.Model(inputs, head(x, num_classes, class_mode), name=self.name)
+
+
+class ResNet(_ModelSpec):
+    """A small ResNet for 48x48 inputs: a 3x3 stem, stages of basic residual blocks (two 3x3
+    convs, identity or 1x1 projection shortcut), stride 2 between stages, GAP."""
+
+    name: Literal["resnet"]
+    stem_filters: PositiveInt = 32
+    filters: list[PositiveInt] = Field(default=[32, 64, 128, 256], min_length=1)
+    blocks_per_stage: Annotated[int, Field(ge=1, le=8)] = 2
+    dropout: Rate = 0.2
+    l2: L2 = 0.0
+
+    def build(self, input_shape, num_classes, class_mode="categorical"):
+        import keras
+        from keras import layers
+
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+
+        def conv(x, width, stride=1, kernel=3):
+            return layers.Conv2D(width, kernel, strides=stride, padding="same", use_bias=False,
+                                 kernel_regularizer=reg)(x)
+
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = layers.ReLU()(layers.BatchNormalization()(conv(inputs, self.stem_filters)))
+        for stage, width in enumerate(self.filters):
+            for block in range(self.blocks_per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1
+                shortcut = x
+                y = layers.ReLU()(layers.BatchNormalization()(conv(x, width, stride)))
+                y = layers.BatchNormalization()(conv(y, width))
+                if stride != 1 or shortcut.shape[-1] != width:
+                    shortcut = layers.BatchNormalization()(conv(shortcut, width, stride, kernel=1))
+                x = layers.ReLU()(layers.Add()([y, shortcut]))
+        x = layers.GlobalAveragePooling2D()(x)
+        if self.dropout:
+            x = layers.Dropout(self.dropout)(x)
+        return keras.Model(inputs, head(x, num_classes, class_mode), name=self.name)
+
+
+ModelSpec = Annotated[SmallCNN | SeedCNN | MiniXception | VGGFer | ResNet, Field(discriminator="name")]

@@ -160,14 +160,13 @@ def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracke
 
     train.setup_tensorflow(cfg)
     epochs_done = (state or {}).get("epochs_done", 0)
-    inputs = _build_inputs(cfg, splits, epochs_done)
-    names = inputs.class_names
-
+    names = splits.class_names
     weights = None
     if cfg.class_weight == "balanced":
-        weights = balanced_class_weights(inputs.train_labels, len(names))
+        weights = balanced_class_weights(splits.train.labels, len(names))
         log.info("class weights (balanced): %s",
                  ", ".join(f"{n} {w:.4f}" for n, w in by_name(weights, names).items()))
+    inputs = _build_inputs(cfg, splits, epochs_done, weights)
     if state is None:
         model = cfg.model.build(inputs.input_shape, len(names), cfg.data.class_mode)
         _log_derived_params(tracker, splits, weights, model.count_params())
@@ -197,12 +196,12 @@ def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracke
     return result
 
 
-def _build_inputs(cfg: RunConfig, splits: Splits, initial_epoch: int):
+def _build_inputs(cfg: RunConfig, splits: Splits, initial_epoch: int, weights):
     if cfg.data.pipeline == "keras":
         from fer_exp.data import keras_pipeline as pipeline
     else:
         from fer_exp.data import tf_pipeline as pipeline
-    return pipeline.build(cfg, splits, initial_epoch)
+    return pipeline.build(cfg, splits, initial_epoch, weights)
 
 
 def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path,
@@ -213,9 +212,14 @@ def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path
     from fer_exp.plots import confusion_matrix_png, learning_curves_png
 
     n_batches = min(inputs.val_batches, cfg.limit_val_batches or inputs.val_batches)
-    y_true, y_prob = predict(model, inputs.val, n_batches)
-    ev = evaluate(y_true, y_prob, inputs.class_names)
     extra: dict[str, float] = {}
+    if cfg.tta:
+        y_true, y_prob, y_tta = predict(model, inputs.val, n_batches, tta=True)
+        tta = evaluate(y_true, y_tta, inputs.class_names)
+        extra.update({"val_accuracy_tta": tta.accuracy, "val_macro_f1_tta": tta.macro_f1})
+    else:
+        y_true, y_prob = predict(model, inputs.val, n_batches)
+    ev = evaluate(y_true, y_prob, inputs.class_names)
     in_train = splits.val_in_train[: len(y_true)] if splits.val_in_train is not None else None
     if in_train is not None and in_train.any():
         # Validation without the images that also occur in train (FER-2013 has 510 of them).

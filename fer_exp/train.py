@@ -25,6 +25,8 @@ def setup_tensorflow(cfg: RunConfig) -> None:
     if cfg.threads.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(cfg.threads.inter_op)
     keras.utils.set_random_seed(cfg.seed)  # Python, NumPy, TensorFlow
+    # float16 compute for GPUs with tensor cores; on a CPU it is slower, hence off by default
+    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
 
@@ -97,7 +99,12 @@ def make_callbacks(cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state
     checkpointer = Checkpointer(checkpoint_dir, monitor, _mode(monitor), stateful, initial_state=state,
                                 extra_state={"run_id": tracker.run_id})
     # Order matters: counters update, then the checkpoint commits the epoch, then MLflow hears of it.
-    return [*stateful.values(), checkpointer, MlflowEpochMetrics(tracker)]
+    callbacks = [*stateful.values(), checkpointer, MlflowEpochMetrics(tracker)]
+    if cfg.time_budget_min:
+        from fer_exp.callbacks import TimeBudget
+
+        callbacks.append(TimeBudget(cfg.time_budget_min, (state or {}).get("train_time_s", 0.0)))
+    return callbacks
 
 
 def fit(model, inputs: InputData, cfg: RunConfig, class_weight: dict[int, float] | None,
@@ -118,7 +125,7 @@ def fit(model, inputs: InputData, cfg: RunConfig, class_weight: dict[int, float]
         epochs=cfg.epochs,
         steps_per_epoch=steps,
         validation_steps=min(inputs.val_batches, cfg.limit_val_batches or inputs.val_batches),
-        class_weight=class_weight,
+        class_weight=None if inputs.weights_in_batches else class_weight,
         shuffle=False,  # both pipelines shuffle images themselves, per epoch, from the run's seed
         callbacks=callbacks,
         verbose=1 if os.environ.get("FER_EXP_PROGRESS", "1") != "0" else 2,

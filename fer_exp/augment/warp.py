@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import numba
 import numpy as np
 
+from fer_exp.augment import extra
 from fer_exp.augment.params import affine_matrices
 from fer_exp.config import AugmentationConfig
 
@@ -133,23 +134,28 @@ def is_geometric(aug: AugmentationConfig) -> bool:
 
 
 def apply_transform(images: np.ndarray, params: Mapping[str, np.ndarray], aug: AugmentationConfig,
-                    mean: np.ndarray | None = None, std: np.ndarray | None = None) -> np.ndarray:
+                    mean: np.ndarray | None = None, std: np.ndarray | None = None,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
     """Augment a batch with explicit parameters, as ``ImageDataGenerator`` would.
 
     ``images``: (n, rows, cols, channels), uint8 or float, in 0..255. ``params``: per-image
     arrays with ``get_random_transform``'s keys (see :mod:`fer_exp.augment.params`).
     ``mean``/``std``: featurewise statistics when the config asks for them.
+    ``rng``: draws fer_exp's extra per-image ops (:mod:`fer_exp.augment.extra`), when enabled.
     Returns float32 images after the transform and ``standardize`` (rescale, centering...).
     """
     rows, cols = images.shape[1], images.shape[2]
     photometric = (np.isfinite(params["channel_shift_intensity"]).any() or np.isfinite(params["brightness"]).any())
-    # Rescale inside the warp unless photometric ops still need 0..255 values.
-    scale = 1.0 if photometric or aug.rescale is None else aug.rescale
+    per_image = rng is not None and extra.has_per_image(aug)
+    # Rescale inside the warp unless later ops still need 0..255 values.
+    scale = 1.0 if photometric or per_image or aug.rescale is None else aug.rescale
     x = warp(images, affine_matrices(params, rows, cols), aug.fill_mode, aug.cval, scale)
     if photometric:
         x = _photometric(x, params)
-        if aug.rescale:
-            x *= np.float32(aug.rescale)
+    if per_image:
+        x = extra.apply_per_image(x, aug, rng)
+    if scale == 1.0 and aug.rescale:
+        x *= np.float32(aug.rescale)
     return standardize(x, aug, mean, std, rescaled=True)
 
 

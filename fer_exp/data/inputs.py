@@ -21,5 +21,7 @@ class InputData:
     # (n) -> (images, int labels): the first n training images exactly as augmented for fit
     preview: Callable[[int], tuple[np.ndarray, np.ndarray]]
     pipeline: str
+    # training batches carry per-sample weights (mixup/cutmix): fit gets no class_weight then
+    weights_in_batches: bool = False
     test: Any = None  # batches of the test split, when the source has one
     test_batches: int = 0

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from fer_exp.augment import keras_idg
+from fer_exp.augment import extra, keras_idg
 from fer_exp.augment.warp import featurewise_stats
 from fer_exp.config import RunConfig
 from fer_exp.data.inputs import InputData
@@ -24,7 +24,8 @@ from fer_exp.data.targets import targets, to_labels
 log = logging.getLogger(__name__)
 
 
-def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
+def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
+          class_weights: dict[int, float] | None = None) -> InputData:
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
     data = cfg.data
@@ -60,6 +61,10 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
     # A resumed run continues the seeded augmentation stream where it stopped (the shuffle
     # order of the resumed epochs differs from an uninterrupted run's).
     train.total_batches_seen = initial_epoch * len(train)
+    mixing = extra.has_mixing(cfg.augmentation)
+    if mixing:  # batch ops after the generator: soft labels and per-sample class weights
+        weights = np.array([class_weights[i] for i in range(k)], np.float32) if class_weights else None
+        train = _Mixed(train, cfg.augmentation, cfg.seed, weights)
     val = flow(eval_gen, splits.val, dirs["val"], shuffle=False)
     test = flow(eval_gen, splits.test, dirs["test"], shuffle=False) if splits.test is not None else None
 
@@ -67,9 +72,11 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
         # A fresh iterator with the run's seed yields exactly the first batches fit will see.
         with contextlib.redirect_stdout(io.StringIO()):  # not a second "Found N images" line
             it = flow(train_gen, splits.train, dirs["train"], shuffle=True)
+        if mixing:
+            it = _Mixed(it, cfg.augmentation, cfg.seed, None)
         images, labels = [], []
         for i in range(len(it)):
-            x, y = it[i]
+            x, y = it[i][:2]
             images.append(x)
             labels.append(to_labels(y))
             if sum(len(b) for b in images) >= n:
@@ -87,6 +94,37 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
         val_batches=len(val),
         preview=preview,
         pipeline="keras",
+        weights_in_batches=mixing,
         test=test,
         test_batches=len(test) if test is not None else 0,
     )
+
+
+def _mixed_class():
+    import keras
+
+    class Mixed(keras.utils.PyDataset):
+        """A generator's batches with mixup/cutmix applied (fer_exp.augment.extra.mix_batch)."""
+
+        def __init__(self, source, aug, seed: int, class_weights):
+            super().__init__()
+            self.source, self.aug, self.seed, self.class_weights = source, aug, seed, class_weights
+            self.total_batches_seen = 0
+
+        def __len__(self):
+            return len(self.source)
+
+        def __getitem__(self, i):
+            x, y = self.source[i]
+            rng = np.random.default_rng([self.seed, 2, self.total_batches_seen])
+            self.total_batches_seen += 1
+            return extra.mix_batch(x, y, self.aug, rng, self.class_weights)
+
+        def on_epoch_end(self):
+            self.source.on_epoch_end()
+
+    return Mixed
+
+
+def _Mixed(source, aug, seed, class_weights):  # noqa: N802  (a class, built once Keras is imported)
+    return _mixed_class()(source, aug, seed, class_weights)

@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from fer_exp.augment import extra
 from fer_exp.augment import params as transform_params
 from fer_exp.augment.warp import apply_transform, featurewise_stats, is_geometric, standardize
 from fer_exp.config import AugmentationConfig, RunConfig
@@ -36,8 +37,11 @@ class TrainBatches:
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, aug: AugmentationConfig,
                  batch_size: int, steps_per_epoch: int, seed: int, mean=None, std=None,
-                 class_mode: str = "categorical"):
+                 class_mode: str = "categorical", class_weights: np.ndarray | None = None):
         self.images, self.labels, self.aug, self.class_mode = images, labels, aug, class_mode
+        self.class_weights = class_weights
+        # mixup/cutmix: soft targets, and class weights delivered as per-sample weights
+        self.sample_weights = extra.has_mixing(aug)
         self.num_classes, self.batch_size, self.steps = num_classes, batch_size, steps_per_epoch
         self.seed, self.mean, self.std = seed, mean, std
         self._augments = bool(is_geometric(aug) or aug.channel_shift_range or aug.brightness_range)
@@ -55,16 +59,22 @@ class TrainBatches:
         epoch, batch = divmod(int(step), self.steps)
         return self.permutation(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]
 
-    def __call__(self, step) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, step) -> tuple[np.ndarray, ...]:
         idx = self.indices(step)
         raw = self.images[np.sort(idx)][np.argsort(np.argsort(idx))]  # sorted reads from the memmap
+        rng = np.random.default_rng([self.seed, 1, int(step)])
         if self._augments:
-            rng = np.random.default_rng([self.seed, 1, int(step)])
             p = transform_params.draw(self.aug, len(idx), raw.shape[1:], rng)
-            x = apply_transform(raw, p, self.aug, self.mean, self.std)
+            x = apply_transform(raw, p, self.aug, self.mean, self.std, rng)
         else:
-            x = standardize(raw.astype(np.float32), self.aug, self.mean, self.std)
-        return x, targets(self.labels[idx], self.num_classes, self.class_mode)
+            x = raw.astype(np.float32)
+            if extra.has_per_image(self.aug):
+                x = extra.apply_per_image(x, self.aug, rng)
+            x = standardize(x, self.aug, self.mean, self.std)
+        y = targets(self.labels[idx], self.num_classes, self.class_mode)
+        if self.sample_weights:
+            return extra.mix_batch(x, y, self.aug, rng, self.class_weights)
+        return x, y
 
 
 class EvalBatches:
@@ -81,21 +91,24 @@ class EvalBatches:
         return x, targets(self.labels[sl], self.num_classes, self.class_mode)
 
 
-def _dataset(fn, steps, shape, y_shape, threads: int, start: int = 0):
+def _dataset(fn, steps, shape, y_shape, threads: int, start: int = 0, weighted: bool = False):
     import tensorflow as tf
 
     def call(step):
-        x, y = tf.numpy_function(fn, [step], (tf.float32, tf.float32), stateful=False)
-        x.set_shape((None, *shape))
-        y.set_shape(y_shape)
-        return x, y
+        out = tf.numpy_function(fn, [step], (tf.float32,) * (3 if weighted else 2), stateful=False)
+        out[0].set_shape((None, *shape))
+        out[1].set_shape(y_shape)
+        if weighted:
+            out[2].set_shape((None,))
+        return tuple(out)
 
     ds = tf.data.Dataset.range(start, start + steps if steps else np.iinfo(np.int64).max)
     ds = ds.map(call, num_parallel_calls=threads, deterministic=True)
     return ds.prefetch(max(2, threads))
 
 
-def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
+def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
+          class_weights: dict[int, float] | None = None) -> InputData:
     data, aug = cfg.data, cfg.augmentation
     threads = data.threads or default_threads()
     train_x = splits.train.images
@@ -108,7 +121,9 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
     k, mode = len(splits.class_names), data.class_mode
     train_batches = -(-len(train_x) // cfg.batch_size)
     steps = min(train_batches, cfg.limit_train_batches or train_batches)
-    make_train = TrainBatches(train_x, splits.train.labels, k, aug, cfg.batch_size, steps, cfg.seed, mean, std, mode)
+    weights = np.array([class_weights[i] for i in range(k)], np.float32) if class_weights else None
+    make_train = TrainBatches(train_x, splits.train.labels, k, aug, cfg.batch_size, steps, cfg.seed, mean, std, mode,
+                              weights)
     shape, y_shape = train_x.shape[1:], target_shape(k, mode)
 
     def evaluation(table):
@@ -118,7 +133,7 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
     def preview(n: int):
         images, labels, step = [], [], 0
         while sum(len(b) for b in images) < n and step < steps:
-            x, y = make_train(step)
+            x, y = make_train(step)[:2]
             images.append(x)
             labels.append(to_labels(y))
             step += 1
@@ -129,12 +144,14 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0) -> InputData:
         train_labels=splits.train.labels,
         val_labels=splits.val.labels,
         input_shape=shape,
-        train=_dataset(make_train, None, shape, y_shape, threads, start=initial_epoch * steps),
+        train=_dataset(make_train, None, shape, y_shape, threads, start=initial_epoch * steps,
+                       weighted=make_train.sample_weights),
         val=evaluation(splits.val),
         train_batches=train_batches,
         val_batches=-(-len(splits.val) // cfg.batch_size),
         preview=preview,
         pipeline="tfdata",
+        weights_in_batches=make_train.sample_weights,
         test=evaluation(splits.test) if splits.test is not None else None,
         test_batches=-(-len(splits.test) // cfg.batch_size) if splits.test is not None else 0,
     )
