@@ -63,6 +63,8 @@ def run_job(cfg: DictConfig) -> float:
         hydra_yaml=redact_text(OmegaConf.to_yaml(hydra_summary)),
         secret_keys=frozenset(secret_keys(cfg)),
         extra_tags=extra_tags,
+        choices={k: str(v) for k, v in OmegaConf.to_container(hc.runtime.choices).items()
+                 if not k.startswith("hydra/") and v is not None},
     )
     run_cfg = _share_cores(run_cfg, hc)
     result = run(run_cfg, job)

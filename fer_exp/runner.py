@@ -43,6 +43,7 @@ class JobInfo:
     hydra_yaml: str | None = None  # Hydra's runtime config of this job, already redacted
     secret_keys: frozenset[str] = frozenset()
     extra_tags: dict[str, str] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)  # config group -> option (augmentation: seed)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def _execute(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracker, out
 def _log_config(cfg: RunConfig, job: JobInfo, tracker: Tracker) -> None:
     tree = redact_tree(cfg.to_tree(), job.secret_keys)
     tracker.log_params(flatten(tree))
+    tracker.log_params({f"preset.{group}": option for group, option in job.choices.items()})
     tracker.log_text(to_yaml(tree), "config/config.yaml")
     tracker.log_text("\n".join(_redacted_overrides(job)) + "\n", "config/overrides.txt")
     if job.hydra_yaml:

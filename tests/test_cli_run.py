@@ -138,3 +138,26 @@ def test_console_script_is_installed(tmp_path):
     script = Path(sys.executable).parent / "fer-exp"
     proc = subprocess.run([str(script), "--cfg", "job", "batch_size=128"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0 and "batch_size: 128" in proc.stdout
+
+
+def test_tta_metrics_and_time_budget(tmp_path):
+    from fer_exp.app import compose
+    from fer_exp.runner import JobInfo, run
+
+    cfg = compose(["tta=true", "epochs=5", "limit_train_batches=2", "limit_val_batches=2", "preview_images=0",
+                   "time_budget_min=0.001", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+    result = run(cfg, JobInfo(output_dir=tmp_path / "out"))
+    assert result.epochs_run == 1  # the budget stops after the first epoch
+    _, (r,) = mlflow_runs(tmp_path / "mlflow.db")
+    assert {"val_accuracy_tta", "val_macro_f1_tta"} <= set(r.data.metrics)
+
+
+def test_benchmark_table_is_generated_from_mlflow(fast_run, tmp_path):
+    work, _ = fast_run
+    out = tmp_path / "benchmarks.md"
+    proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--tracking-uri", f"sqlite:///{work}/mlflow.db",
+                           "--experiment", "fer_exp", "--out", str(out)], cwd=Path(__file__).parents[1],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "| run | model | parameters | augmentation |" in text and "| small_cnn | 295,575 | seed |" in text

@@ -37,3 +37,26 @@ def test_seed_cnn_is_the_notebooks_model():
 def test_model_width_is_configurable():
     small = compose(["model.filters=[8,16]"]).model.build((48, 48, 1), 7)
     assert small.count_params() < compose().model.build((48, 48, 1), 7).count_params()
+
+
+def test_zoo_sizes_and_knobs():
+    def params(*overrides):
+        return compose(list(overrides)).model.build((48, 48, 1), 7).count_params()
+
+    assert 40_000 < params("model=mini_xception") < 80_000  # the real-time FER classic
+    assert params("model=vgg_fer", "model.width=0.5") < params("model=vgg_fer") / 2
+    assert params("model=resnet", "model.blocks_per_stage=1") < params("model=resnet")
+    assert params("model=small_cnn", "model.l2=0.01") == params("model=small_cnn")
+
+
+def test_binary_head_and_mixed_precision_output_dtype():
+    import keras
+
+    model = compose(["model=resnet"]).model.build((48, 48, 1), 2, "binary")
+    assert model.output_shape == (None, 1)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = compose(["model=small_cnn"]).model.build((48, 48, 1), 7)
+        assert mixed.layers[1].compute_dtype == "float16" and mixed.output.dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
