@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tests.conftest import artifact_paths, mlflow_runs, run_cli

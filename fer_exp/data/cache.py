@@ -126,7 +126,7 @@ def _build(table, pic_size, color_mode, interpolation, data: Path, meta: Path, s
             list(pool.map(decode_range, [(s, min(s + chunk, shape[0])) for s in range(0, shape[0], chunk)]))
         out.flush()
         checksum = _checksum(out)
-        del out
+        out = None  # closes the memmap before the rename
         os.replace(tmp, data)
     finally:
         if os.path.exists(tmp):

@@ -18,9 +18,9 @@ from fer_exp.augment import extra
 from fer_exp.augment import params as transform_params
 from fer_exp.augment.warp import apply_transform, featurewise_stats, is_geometric, standardize
 from fer_exp.config import AugmentationConfig, RunConfig
-from fer_exp.data.targets import target_shape, targets, to_labels
 from fer_exp.data.inputs import InputData
 from fer_exp.data.sources import Splits
+from fer_exp.data.targets import target_shape, targets, to_labels
 
 log = logging.getLogger(__name__)
 
