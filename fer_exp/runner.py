@@ -223,7 +223,7 @@ def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path
         y_true, y_prob = predict(model, inputs.val, n_batches)
     ev = evaluate(y_true, y_prob, inputs.class_names)
     in_train = splits.val_in_train[: len(y_true)] if splits.val_in_train is not None else None
-    if in_train is not None and in_train.any():
+    if in_train is not None and in_train.any() and not in_train.all():
         # Validation without the images that also occur in train (FER-2013 has 510 of them).
         clean = ~in_train
         extra["val_accuracy_leakfree"] = float(np.mean(ev.y_pred[clean] == y_true[clean]))

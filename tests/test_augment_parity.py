@@ -30,8 +30,10 @@ def faces() -> np.ndarray:
 def _keras(aug_overrides: list[str]):
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
+    from fer_exp.augment.keras_idg import train_kwargs
+
     aug = compose(aug_overrides).augmentation
-    return aug, ImageDataGenerator(**aug.model_dump())
+    return aug, ImageDataGenerator(**train_kwargs(aug))
 
 
 @pytest.mark.parametrize("fill_mode", ["nearest", "constant", "reflect", "wrap"])

@@ -125,7 +125,8 @@ def test_config_validation_does_not_import_tensorflow():
 
 def test_cli_help_and_cfg_job(workdir):
     help_out = run_cli(["--help"], workdir)
-    assert help_out.returncode == 0 and "augmentation: heavy, light, none, seed" in help_out.stdout
+    assert help_out.returncode == 0 and "augmentation: heavy, light, light_crop" in help_out.stdout
+    assert "model: mini_xception, resnet, seed_cnn, small_cnn, vgg_fer" in help_out.stdout
     job = run_cli(["--cfg", "job", "augmentation=heavy", "batch_size=128"], workdir)
     assert job.returncode == 0
     assert "batch_size: 128" in job.stdout and "rotation_range: 25" in job.stdout
