@@ -154,21 +154,47 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
 
 class TimeBudget(keras.callbacks.Callback):
     """Stop after the epoch that leaves too little time for another one within ``minutes``
-    (counting the time already trained before a resume)."""
+    (counting the time already trained before a resume).
 
-    def __init__(self, minutes: float, already_s: float = 0.0):
+    After every epoch it plans how many epochs fit (``budget_epochs`` in the logs, hence in
+    MLflow) from the mean epoch time so far, and refits a
+    :class:`~fer_exp.keras_objects.BudgetFittedSchedule` to end exactly there.
+    """
+
+    def __init__(self, minutes: float, max_epochs: int, steps_per_epoch: int, already_s: float = 0.0):
         super().__init__()
         self.budget_s, self.already_s = minutes * 60, already_s
+        self.max_epochs, self.steps_per_epoch = max_epochs, steps_per_epoch
+        self.planned = max_epochs
 
     def on_train_begin(self, logs=None):
+        from fer_exp.keras_objects import BudgetFittedSchedule
+
         self._start = time.perf_counter()
         self._epochs = 0
+        # Keras keeps an optimizer's schedule in _learning_rate (the public property is its value).
+        schedule = getattr(self.model.optimizer, "_learning_rate", None)
+        self.schedule = schedule if isinstance(schedule, BudgetFittedSchedule) else None
 
     def on_epoch_end(self, epoch, logs=None):
         self._epochs += 1
-        used = self.already_s + time.perf_counter() - self._start
-        per_epoch = (time.perf_counter() - self._start) / self._epochs
-        if used + per_epoch > self.budget_s:
-            print(f"Epoch {epoch + 1}: time budget of {self.budget_s / 60:.0f} min reached "
-                  f"({used / 60:.1f} min trained); stopping")
-            self.model.stop_training = True
+        elapsed = time.perf_counter() - self._start
+        used = self.already_s + elapsed
+        per_epoch = elapsed / self._epochs
+        done = epoch + 1
+        planned = min(self.max_epochs, done + int(max(0.0, self.budget_s - used) // per_epoch))
+        if logs is not None:
+            logs["budget_epochs"] = float(planned)
+        if planned <= done:
+            if done < self.max_epochs:
+                print(f"Epoch {done}: time budget of {self.budget_s / 60:.0f} min reached "
+                      f"({used / 60:.1f} min trained); stopping")
+                self.model.stop_training = True
+            return
+        if planned != self.planned:
+            fitted = " (learning-rate schedule fitted to it)" if self.schedule is not None else ""
+            print(f"Epoch {done}: {planned} of {self.max_epochs} epochs fit the time budget of "
+                  f"{self.budget_s / 60:.0f} min at {per_epoch:.0f} s per epoch{fitted}")
+        self.planned = planned
+        if self.schedule is not None:
+            self.schedule.refit(int(self.model.optimizer.iterations), planned * self.steps_per_epoch)

@@ -334,6 +334,9 @@ class RunConfig(_Strict):
     class_weight: Literal["balanced", "none"] = "balanced"
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     time_budget_min: PositiveFloat | None = None  # stop when another epoch would not fit
+    # with a budget: play a step-based schedule (cosine, onecycle, step) faster so that it ends
+    # in the epochs that fit, instead of being cut off half-way
+    time_budget_fit_schedule: bool = True
     tta: bool = False  # also evaluate with horizontal-flip test-time augmentation (*_tta metrics)
     mixed_precision: bool = False  # float16 compute (GPUs); slower on a CPU
     limit_train_batches: PositiveInt | None = None

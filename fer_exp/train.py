@@ -49,7 +49,12 @@ def build_optimizer(cfg: RunConfig, steps: int):
     from hydra.utils import instantiate
 
     kwargs = cfg.optimizer_kwargs()
-    kwargs["learning_rate"] = cfg.schedule.learning_rate(cfg.optimizer.learning_rate, steps, cfg.epochs)
+    schedule = cfg.schedule.learning_rate(cfg.optimizer.learning_rate, steps, cfg.epochs)
+    if cfg.time_budget_min and cfg.time_budget_fit_schedule and not isinstance(schedule, float):
+        from fer_exp.keras_objects import BudgetFittedSchedule
+
+        schedule = BudgetFittedSchedule(schedule, planned_steps=steps * cfg.epochs)
+    kwargs["learning_rate"] = schedule
     try:
         return instantiate(kwargs)
     except Exception as exc:  # a kwarg the Keras class does not take, a misspelt class
@@ -82,7 +87,8 @@ def _mode(monitor: Monitor) -> str:
     return "max" if monitor.endswith("accuracy") else "min"
 
 
-def make_callbacks(cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state: dict | None) -> list[Any]:
+def make_callbacks(cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state: dict | None,
+                   steps_per_epoch: int) -> list[Any]:
     from fer_exp.callbacks import Checkpointer, MlflowEpochMetrics, ResumableEarlyStopping
 
     saved = (state or {}).get("callbacks", {})
@@ -98,12 +104,14 @@ def make_callbacks(cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state
     monitor = cfg.callbacks.checkpoint_monitor
     checkpointer = Checkpointer(checkpoint_dir, monitor, _mode(monitor), stateful, initial_state=state,
                                 extra_state={"run_id": tracker.run_id})
-    # Order matters: counters update, then the checkpoint commits the epoch, then MLflow hears of it.
+    # Order matters: the budget plans (and adds budget_epochs to the logs), counters update, then
+    # the checkpoint commits the epoch, then MLflow hears of it.
     callbacks = [*stateful.values(), checkpointer, MlflowEpochMetrics(tracker)]
     if cfg.time_budget_min:
         from fer_exp.callbacks import TimeBudget
 
-        callbacks.append(TimeBudget(cfg.time_budget_min, (state or {}).get("train_time_s", 0.0)))
+        callbacks.insert(0, TimeBudget(cfg.time_budget_min, cfg.epochs, steps_per_epoch,
+                                       (state or {}).get("train_time_s", 0.0)))
     return callbacks
 
 
@@ -117,7 +125,7 @@ def fit(model, inputs: InputData, cfg: RunConfig, class_weight: dict[int, float]
     steps = steps_per_epoch(inputs, cfg)
     if state is None:
         compile_model(model, cfg, steps)
-    callbacks = make_callbacks(cfg, checkpoint_dir, tracker, state)
+    callbacks = make_callbacks(cfg, checkpoint_dir, tracker, state, steps)
     model.fit(
         inputs.train,
         validation_data=inputs.val,
