@@ -1,48 +1,81 @@
 """Write docs/benchmarks.md from the MLflow runs of the FER-2013 benchmark (no hand-typed numbers).
 
     python scripts/benchmark_table.py --tracking-uri sqlite:///runs/mlflow.db \\
-        --experiment fer2013 --ablation fer2013_ablation --out docs/benchmarks.md
+        --experiment fer2013 --ablation fer2013_ablation
+
+Benchmarks take hours and are run on different days and machines, so each finished run is
+copied into a committed record (``docs/benchmark_runs.json``, one entry per MLflow run id,
+with the machine it ran on); the Markdown is rendered from the whole record. Without
+``--tracking-uri`` the page is rendered from the record alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
-COLUMNS = [
-    ("run", lambda r: r.info.run_name),
-    ("model", lambda r: r.data.params.get("model.name")),
-    ("parameters", lambda r: _int(r.data.params.get("model.param_count"))),
-    ("augmentation", lambda r: r.data.params.get("preset.augmentation", "")),
-    ("epochs", lambda r: _int(r.data.metrics.get("epochs_run"))),
-    ("train time (min)", lambda r: _num(r.data.metrics.get("train_time_s"), 1 / 60, 1)),
-    ("best val acc", lambda r: _pct(r.data.metrics.get("best_val_accuracy"))),
-    ("val acc, flip TTA", lambda r: _pct(r.data.metrics.get("val_accuracy_tta"))),
-    ("val macro-F1", lambda r: _num(r.data.metrics.get("val_macro_f1"), 1, 4)),
-    ("F1 disgust", lambda r: _num(r.data.metrics.get("val_f1.disgust"), 1, 4)),
-    ("leak-free val acc", lambda r: _pct(r.data.metrics.get("val_accuracy_leakfree"))),
-]
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def _int(v):
-    return "" if v is None else f"{int(float(v)):,}"
+def _metric(name):
+    return lambda r: r.data.metrics.get(name)
 
 
-def _num(v, scale, digits):
-    return "" if v is None else f"{float(v) * scale:.{digits}f}"
+def _param(name, default=None):
+    return lambda r: r.data.params.get(name, default)
+
+
+# record field -> how to read it from an MLflow run
+FIELDS = {
+    "recipe": lambda r: r.data.params.get("preset.experiment") or r.info.run_name,
+    "model": _param("model.name"),
+    "parameters": lambda r: int(float(r.data.params["model.param_count"])) if "model.param_count" in r.data.params
+    else None,
+    "augmentation": _param("preset.augmentation", ""),
+    "epochs": _metric("epochs_run"),
+    "train_time_s": _metric("train_time_s"),
+    "best_val_accuracy": _metric("best_val_accuracy"),
+    "val_accuracy_tta": _metric("val_accuracy_tta"),
+    "val_macro_f1": _metric("val_macro_f1"),
+    "val_f1_disgust": _metric("val_f1.disgust"),
+    "val_accuracy_leakfree": _metric("val_accuracy_leakfree"),
+    "cpu": lambda r: " · ".join(v for v in (r.data.params.get("env.cpu"), r.data.params.get("env.cores")
+                                             and f"{r.data.params['env.cores']} cores") if v),
+    "date": lambda r: datetime.fromtimestamp(r.info.start_time / 1000, timezone.utc).strftime("%Y-%m-%d"),
+}
 
 
 def _pct(v):
-    return "" if v is None else f"{100 * float(v):.2f} %"
+    return "" if v is None else f"{100 * v:.2f} %"
 
 
-def table(runs) -> str:
-    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in runs:
-        lines.append("| " + " | ".join(str(get(r) or "") for _, get in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+def _num(digits, scale=1.0):
+    return lambda v: "" if v is None else f"{v * scale:.{digits}f}"
+
+
+# column title -> (record field, format)
+COLUMNS = [
+    ("recipe", "recipe", str),
+    ("model", "model", str),
+    ("parameters", "parameters", lambda v: "" if v is None else f"{v:,}"),
+    ("augmentation", "augmentation", str),
+    ("epochs", "epochs", lambda v: "" if v is None else str(int(v))),
+    ("train time (min)", "train_time_s", _num(1, 1 / 60)),
+    ("best val acc", "best_val_accuracy", _pct),
+    ("val acc, flip TTA", "val_accuracy_tta", _pct),
+    ("val macro-F1", "val_macro_f1", _num(4)),
+    ("F1 disgust", "val_f1_disgust", _num(4)),
+    ("leak-free val acc", "val_accuracy_leakfree", _pct),
+    ("CPU", "cpu", str),
+    ("date", "date", str),
+]
+
+
+def record_of(run, section: str) -> dict:
+    return {"run_id": run.info.run_id, "section": section, **{k: get(run) for k, get in FIELDS.items()}}
 
 
 def finished_runs(client, experiment: str):
@@ -50,42 +83,65 @@ def finished_runs(client, experiment: str):
     if exp is None:
         return []
     runs = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
-                              order_by=["metrics.best_val_accuracy DESC"], max_results=1000)
+                              max_results=1000)
     return [r for r in runs if r.data.tags.get("fer_exp.sweep_role") != "parent"]
+
+
+def table(records: list[dict]) -> str:
+    lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for rec in sorted(records, key=lambda r: -(r.get("best_val_accuracy") or 0)):
+        lines.append("| " + " | ".join(fmt(rec.get(key)) if rec.get(key) is not None else ""
+                                       for _, key, fmt in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render(records: list[dict]) -> str:
+    main = [r for r in records if r["section"] == "main"]
+    ablation = [r for r in records if r["section"] == "ablation"]
+    parts = [
+        "# FER-2013 benchmark\n",
+        "Generated by `scripts/benchmark_table.py` from MLflow runs (kept in `docs/benchmark_runs.json`)"
+        " — do not edit by hand. Data: the shared FER-2013 split (train 28,821 → validation 7,066),"
+        " trained on a CPU with 2 cores and no GPU. \"flip TTA\" averages the predictions of each image"
+        " and its mirror. \"Leak-free\" is validation without the images whose pixels also occur in"
+        " train (see `python -m fer_exp.audit`).\n",
+        "## Recipes\n",
+        table(main),
+    ]
+    if ablation:
+        parts += ["\n## Augmentation ablation\n",
+                  "Every run has the same model, optimizer and epochs; only the augmentation preset differs.\n",
+                  table(ablation)]
+    return "\n".join(parts)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tracking-uri", required=True)
-    parser.add_argument("--experiment", default="fer2013")
+    parser.add_argument("--tracking-uri", help="MLflow store with new runs (omit to render the record alone)")
+    parser.add_argument("--experiment", default="fer2013", help="experiment holding the recipe runs")
     parser.add_argument("--ablation", default=None, help="experiment holding the augmentation ablation sweep")
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--record", type=Path, default=DOCS / "benchmark_runs.json")
+    parser.add_argument("--out", type=Path, default=DOCS / "benchmarks.md")
     args = parser.parse_args(argv)
 
-    from mlflow.tracking import MlflowClient
+    records = {r["run_id"]: r for r in json.loads(args.record.read_text())} if args.record.exists() else {}
+    added = 0
+    if args.tracking_uri:
+        from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(args.tracking_uri)
-    main_runs = finished_runs(client, args.experiment)
-    if not main_runs:
-        print(f"no finished runs in experiment {args.experiment!r}", file=sys.stderr)
+        client = MlflowClient(args.tracking_uri)
+        for section, experiment in (("main", args.experiment), ("ablation", args.ablation)):
+            for run in finished_runs(client, experiment) if experiment else []:
+                added += run.info.run_id not in records
+                records[run.info.run_id] = record_of(run, section)
+    if not records:
+        print(f"no finished runs in experiment {args.experiment!r} and no record at {args.record}", file=sys.stderr)
         return 2
-    parts = [
-        "# FER-2013 benchmark\n",
-        f"Generated by `scripts/benchmark_table.py` from the MLflow runs of experiment `{args.experiment}`"
-        f" — do not edit by hand. Data: the shared FER-2013 split (train 28,821 → validation 7,066),"
-        f" trained on a {platform.machine()} CPU with 2 cores, no GPU. \"Leak-free\" is validation"
-        " without the 510 distinct images that also occur in train (see `python -m fer_exp.audit`).\n",
-        table(main_runs),
-    ]
-    if args.ablation:
-        ablation = finished_runs(client, args.ablation)
-        if ablation:
-            parts += ["\n## Augmentation ablation\n",
-                      f"Experiment `{args.ablation}`: every run has the same model, optimizer and epochs;"
-                      " only the augmentation preset differs.\n", table(ablation)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(parts))
-    print(f"written {args.out} ({len(main_runs)} runs)")
+    ordered = sorted(records.values(), key=lambda r: (r["date"], r["run_id"]))
+    args.record.parent.mkdir(parents=True, exist_ok=True)
+    args.record.write_text(json.dumps(ordered, indent=1) + "\n")
+    args.out.write_text(render(ordered))
+    print(f"written {args.out} ({len(ordered)} runs, {added} new) and {args.record}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -153,12 +154,19 @@ def test_tta_metrics_and_time_budget(tmp_path):
     assert r.data.metrics["budget_epochs"] == 1  # the plan, per epoch, in MLflow
 
 
-def test_benchmark_table_is_generated_from_mlflow(fast_run, tmp_path):
+def test_benchmark_table_is_generated_from_mlflow_and_kept_in_a_record(fast_run, tmp_path):
     work, _ = fast_run
-    out = tmp_path / "benchmarks.md"
-    proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--tracking-uri", f"sqlite:///{work}/mlflow.db",
-                           "--experiment", "fer_exp", "--out", str(out)], cwd=Path(__file__).parents[1],
-                          capture_output=True, text=True)
+    out, record = tmp_path / "benchmarks.md", tmp_path / "runs.json"
+    script = [sys.executable, "scripts/benchmark_table.py", "--out", str(out), "--record", str(record)]
+    repo = Path(__file__).parents[1]
+    proc = subprocess.run(script + ["--tracking-uri", f"sqlite:///{work}/mlflow.db", "--experiment", "fer_exp"],
+                          cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
-    assert "| run | model | parameters | augmentation |" in text and "| small_cnn | 295,575 | seed |" in text
+    assert "| recipe | model | parameters | augmentation |" in text and "| small_cnn | 295,575 | seed |" in text
+    (entry,) = json.loads(record.read_text())
+    assert entry["section"] == "main" and entry["epochs"] == 1 and entry["cpu"].endswith("cores")
+    # a later session without the MLflow store renders the same page from the record alone
+    out.unlink()
+    proc = subprocess.run(script, cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0 and out.read_text() == text
