@@ -76,3 +76,16 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...
         report_text=classification_report(y_true, y_pred, **kwargs),
         confusion=confusion_matrix(y_true, y_pred, labels=labels, normalize="true"),
     )
+
+
+def leak_free(y_true: np.ndarray, y_pred: np.ndarray, val_in_train: np.ndarray | None) -> dict[str, float]:
+    """Accuracy on the validation images that have no copy in train (FER-2013 has 510 such
+    distinct images); empty when there are none, or when every image has one."""
+    if val_in_train is None:
+        return {}
+    in_train = val_in_train[: len(y_true)]
+    if not in_train.any() or in_train.all():
+        return {}
+    clean = ~in_train
+    return {"val_accuracy_leakfree": float(np.mean(y_pred[clean] == y_true[clean])),
+            "val_leaked_images": float(in_train.sum())}

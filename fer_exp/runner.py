@@ -168,7 +168,7 @@ def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracke
         weights = balanced_class_weights(splits.train.labels, len(names))
         log.info("class weights (balanced): %s",
                  ", ".join(f"{n} {w:.4f}" for n, w in by_name(weights, names).items()))
-    inputs = _build_inputs(cfg, splits, epochs_done, weights)
+    inputs = build_inputs(cfg, splits, epochs_done, weights)
     if state is None:
         model = cfg.model.build(inputs.input_shape, len(names), cfg.data.class_mode)
         _log_derived_params(tracker, splits, weights, model.count_params())
@@ -198,7 +198,7 @@ def _train_and_log(cfg: RunConfig, job: JobInfo, splits: Splits, tracker: Tracke
     return result
 
 
-def _build_inputs(cfg: RunConfig, splits: Splits, initial_epoch: int, weights):
+def build_inputs(cfg: RunConfig, splits: Splits, initial_epoch: int, weights):
     if cfg.data.pipeline == "keras":
         from fer_exp.data import keras_pipeline as pipeline
     else:
@@ -208,9 +208,7 @@ def _build_inputs(cfg: RunConfig, splits: Splits, initial_epoch: int, weights):
 
 def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path,
                       history: dict, train_time: float, splits: Splits) -> RunResult:
-    import numpy as np
-
-    from fer_exp.evaluate import evaluate, predict
+    from fer_exp.evaluate import evaluate, leak_free, predict
     from fer_exp.plots import confusion_matrix_png, learning_curves_png
 
     n_batches = min(inputs.val_batches, cfg.limit_val_batches or inputs.val_batches)
@@ -222,12 +220,7 @@ def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path
     else:
         y_true, y_prob = predict(model, inputs.val, n_batches)
     ev = evaluate(y_true, y_prob, inputs.class_names)
-    in_train = splits.val_in_train[: len(y_true)] if splits.val_in_train is not None else None
-    if in_train is not None and in_train.any() and not in_train.all():
-        # Validation without the images that also occur in train (FER-2013 has 510 of them).
-        clean = ~in_train
-        extra["val_accuracy_leakfree"] = float(np.mean(ev.y_pred[clean] == y_true[clean]))
-        extra["val_leaked_images"] = float(in_train.sum())
+    extra.update(leak_free(y_true, ev.y_pred, splits.val_in_train))
     if inputs.test is not None:
         n_test = min(inputs.test_batches, cfg.limit_val_batches or inputs.test_batches)
         t_true, t_prob = predict(model, inputs.test, n_test)

@@ -1,0 +1,207 @@
+"""Ensembles: average the class probabilities of several finished runs' best models.
+
+    python -m fer_exp.ensemble RUN_ID RUN_ID [RUN_ID ...] [--tta]
+    python -m fer_exp.ensemble --experiment fer2013 --recipe fer2013_small_cnn --top 3 --tta
+
+Each member is evaluated on the validation split through its own run's config (so its own
+standardization), the probabilities are averaged (with ``--tta`` over each image and its
+mirror too), and the result is logged as a new MLflow run with the final metrics of a
+training run (``best_val_accuracy``, ``val_macro_f1``, ``val_f1.<class>``,
+``val_accuracy_leakfree``), every member's own accuracy (``member_accuracy.<i>``), and
+``train_time_s`` / ``epochs_run`` added up over the members: an ensemble of three 60-minute
+runs is a 180-minute recipe, and the benchmark table shows it as one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_exp.config import RunConfig, validate
+from fer_exp.errors import UserError
+
+log = logging.getLogger("fer_exp.ensemble")
+
+# Data keys that change how images are read, not which images or labels: members may differ in them.
+_DATA_KEYS_FREE = {"pipeline", "threads", "cache_dir"}
+
+
+@dataclass(frozen=True)
+class Member:
+    run_id: str
+    output_dir: Path
+    cfg: RunConfig
+    metrics: dict[str, float]
+    params: dict[str, str]
+
+    @property
+    def recipe(self) -> str:
+        """The experiment config it was trained with, else its model."""
+        return self.params.get("preset.experiment") or self.cfg.model.name
+
+
+def find_members(client, tracking_uri: str, run_ids: list[str]) -> list[Member]:
+    """The runs' output folders and configs; each must have finished with a best checkpoint."""
+    from fer_exp.runner import RUN_INFO, locate_run
+
+    members = []
+    for run_id in run_ids:
+        run = client.get_run(run_id)
+        if run.info.status != "FINISHED":
+            raise UserError(f"run {run_id} is {run.info.status}: only finished runs can be ensemble members")
+        out = locate_run(run_id, tracking_uri)
+        if not (out / "checkpoints" / "best.keras").exists():
+            raise UserError(f"run {run_id} has no checkpoints/best.keras in {out}")
+        cfg = validate(json.loads((out / RUN_INFO).read_text())["config"])
+        members.append(Member(run_id, out, cfg, dict(run.data.metrics), dict(run.data.params)))
+    _same_data(members)
+    return members
+
+
+def top_runs(client, experiment: str, recipe: str | None, top: int) -> list[str]:
+    """The ``top`` finished training runs of an experiment by best_val_accuracy (ensembles left out)."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise UserError(f"no MLflow experiment {experiment!r}")
+    query = "attributes.status = 'FINISHED' and metrics.best_val_accuracy > 0"
+    if recipe:
+        query += f" and params.`preset.experiment` = '{recipe}'"
+    runs = [r for r in client.search_runs([exp.experiment_id], query, order_by=["metrics.best_val_accuracy DESC"])
+            if r.data.tags.get("fer_exp.kind") != "ensemble" and r.data.tags.get("fer_exp.sweep_role") != "parent"]
+    if len(runs) < 2:
+        raise UserError(f"experiment {experiment!r}{f' recipe {recipe!r}' if recipe else ''} has "
+                        f"{len(runs)} finished run(s): an ensemble needs at least 2")
+    return [r.info.run_id for r in runs[:top]]
+
+
+def _same_data(members: list[Member]) -> None:
+    def data(m: Member) -> dict:
+        return {k: v for k, v in m.cfg.data.model_dump().items() if k not in _DATA_KEYS_FREE}
+
+    first = data(members[0])
+    for m in members[1:]:
+        differ = sorted(k for k in first.keys() | data(m).keys() if first.get(k) != data(m).get(k))
+        if differ:
+            raise UserError(f"run {m.run_id} was trained on other data than {members[0].run_id} "
+                            f"(data.{', data.'.join(differ)} differ): ensemble members must share the data")
+
+
+def predict_members(members: list[Member], tta: bool):
+    """(y_true, averaged probabilities, per-member probabilities, splits) on the validation split."""
+    import numpy as np
+
+    from fer_exp.data.sources import load_splits
+    from fer_exp.evaluate import predict
+    from fer_exp.runner import build_inputs
+    from fer_exp.train import load_checkpoint, setup_tensorflow
+
+    setup_tensorflow(members[0].cfg)
+    splits = load_splits(members[0].cfg.data)
+    y_true, probs = None, []
+    for m in members:
+        inputs = build_inputs(m.cfg, splits, 0, None)
+        model = load_checkpoint(m.output_dir / "checkpoints" / "best.keras")
+        labels, *p = predict(model, inputs.val, inputs.val_batches, tta=tta)
+        if y_true is not None and not np.array_equal(labels, y_true):
+            raise UserError(f"run {m.run_id} sees the validation images in another order or with other labels")
+        y_true = labels
+        probs.append(p[-1])  # the flip-averaged probabilities with tta
+        log.info("member %s (%s): val accuracy %.4f", m.run_id, m.recipe, float(np.mean(p[-1].argmax(1) == labels)))
+    return y_true, np.mean(probs, axis=0), probs, splits
+
+
+def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, experiment: str | None = None,
+                 out_dir: Path | None = None) -> tuple[str, dict[str, float]]:
+    """Evaluate the ensemble of ``run_ids`` and log it as a new MLflow run; returns (run id, metrics)."""
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from fer_exp.evaluate import evaluate, leak_free
+    from fer_exp.plots import confusion_matrix_png
+    from fer_exp.tracking import Tracker, tracked_run
+
+    if len(set(run_ids)) < 2:
+        raise UserError("an ensemble needs at least 2 different runs")
+    client = MlflowClient(tracking_uri)
+    members = find_members(client, tracking_uri, list(dict.fromkeys(run_ids)))
+    experiment = experiment or client.get_experiment(client.get_run(members[0].run_id).info.experiment_id).name
+    out = Path(out_dir or Path("ensembles") / time.strftime("%Y-%m-%d/%H-%M-%S"))
+    out.mkdir(parents=True, exist_ok=True)
+
+    y_true, y_prob, member_probs, splits = predict_members(members, tta)
+    names = splits.class_names
+    ev = evaluate(y_true, y_prob, names)
+    recipes = sorted({m.recipe for m in members})
+    models = sorted({m.cfg.model.name for m in members})
+    total = lambda key: float(sum(m.metrics.get(key, 0.0) for m in members))  # noqa: E731
+    metrics = {
+        "best_val_accuracy": ev.accuracy,
+        **ev.metrics("val_"),
+        **leak_free(y_true, ev.y_pred, splits.val_in_train),
+        "train_time_s": total("train_time_s"),
+        "epochs_run": total("epochs_run"),
+        **{f"member_accuracy.{i}": float(np.mean(p.argmax(1) == y_true)) for i, p in enumerate(member_probs)},
+    }
+    params = {
+        "ensemble.members": ",".join(m.run_id for m in members),
+        "ensemble.size": len(members),
+        "ensemble.tta": tta,
+        "preset.experiment": f"ensemble of {len(members)} × {' + '.join(recipes)}",
+        "preset.augmentation": " + ".join(sorted({m.params.get("preset.augmentation", "?") for m in members})),
+        "model.name": f"{len(members)} × {' + '.join(models)}",
+        "model.param_count": sum(int(float(m.params.get("model.param_count", 0))) for m in members),
+        **{k: m.params[k] for m in members[:1] for k in ("env.cpu", "env.cores") if k in m.params},
+    }
+    tracker = Tracker.start(tracking_uri, experiment, f"ensemble of {len(members)}",
+                            {"fer_exp.kind": "ensemble", "output_dir": str(out.resolve())})
+    with tracked_run(tracker):
+        tracker.log_params(params)
+        tracker.log_metrics(metrics)
+        (out / "classification_report.txt").write_text(ev.report_text)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        confusion_matrix_png(ev.confusion, names, out / "confusion_matrix.png",
+                             f"ensemble of {len(members)} — val accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}")
+        tracker.log_artifact(out, "ensemble")
+    each = ", ".join(f"{metrics[f'member_accuracy.{i}']:.4f}" for i in range(len(members)))
+    print(f"\nensemble of {len(members)} ({', '.join(recipes)}{', flip TTA' if tta else ''}): val accuracy "
+          f"{ev.accuracy:.4f} (members {each}), macro-F1 {ev.macro_f1:.4f}\n"
+          f"  MLflow run {tracker.run_id} in experiment '{experiment}'\n  outputs: {out}")
+    return tracker.run_id, metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_ids", nargs="*", help="MLflow run ids of finished runs")
+    parser.add_argument("--experiment", help="with --top: pick the best runs of this experiment; "
+                        "also where the ensemble run is logged (default: the first member's)")
+    parser.add_argument("--recipe", help="with --top: only runs of this experiment config (preset.experiment)")
+    parser.add_argument("--top", type=int, default=0, help="ensemble the N best finished runs of --experiment")
+    parser.add_argument("--tta", action="store_true", help="also average over horizontally flipped images")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI")
+                        or f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the report and confusion matrix")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(name)s][%(levelname)s] - %(message)s")
+    try:
+        run_ids = list(args.run_ids)
+        if args.top:
+            if not args.experiment:
+                raise UserError("--top needs --experiment NAME")
+            from mlflow.tracking import MlflowClient
+
+            run_ids += top_runs(MlflowClient(args.tracking_uri), args.experiment, args.recipe, args.top)
+        run_ensemble(args.tracking_uri, run_ids, args.tta, args.experiment, args.out)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

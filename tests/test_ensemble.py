@@ -1,0 +1,64 @@
+"""Ensembles of finished runs: members evaluated through their own configs, averaged, logged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from fer_exp.app import compose
+from fer_exp.errors import UserError
+from fer_exp.runner import JobInfo, run
+from tests.conftest import mlflow_runs
+
+
+def _train(tmp_path, name, *overrides):
+    cfg = compose(["epochs=2", "limit_train_batches=3", "preview_images=0", "model.filters=[8,16]",
+                   f"tracking_uri=sqlite:///{tmp_path}/mlflow.db", *overrides])
+    return run(cfg, JobInfo(output_dir=tmp_path / name))
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ensemble")
+    runs = [_train(tmp, "a", "seed=1"), _train(tmp, "b", "seed=2", "augmentation=seed", "data.pipeline=keras")]
+    return tmp, runs
+
+
+def test_ensemble_run_holds_members_and_final_metrics(members, monkeypatch):
+    from fer_exp.ensemble import run_ensemble
+
+    tmp, (a, b) = members
+    monkeypatch.chdir(tmp)
+    run_id, metrics = run_ensemble(f"sqlite:///{tmp}/mlflow.db", [a.run_id, b.run_id], out_dir=tmp / "ens")
+    # each member, re-evaluated through its own config, scores what its own run logged
+    assert metrics["member_accuracy.0"] == pytest.approx(a.best_val_accuracy, abs=1e-6)
+    assert metrics["member_accuracy.1"] == pytest.approx(b.best_val_accuracy, abs=1e-6)
+    assert metrics["train_time_s"] == pytest.approx(a.metrics["train_time_s"] + b.metrics["train_time_s"])
+    assert metrics["epochs_run"] == 4
+    client, runs = mlflow_runs(tmp / "mlflow.db")
+    ens = next(r for r in runs if r.info.run_id == run_id)
+    assert ens.info.status == "FINISHED" and ens.data.tags["fer_exp.kind"] == "ensemble"
+    assert ens.data.params["ensemble.members"] == f"{a.run_id},{b.run_id}"
+    assert ens.data.params["model.name"] == "2 × small_cnn"
+    assert {"best_val_accuracy", "val_macro_f1", "val_f1.disgust"} <= set(ens.data.metrics)
+    assert (tmp / "ens" / "confusion_matrix.png").stat().st_size > 10_000
+
+
+def test_cli_picks_the_top_runs_and_refuses_mixed_data(members):
+    tmp, (a, b) = members
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    proc = subprocess.run([sys.executable, "-m", "fer_exp.ensemble", "--experiment", "fer_exp", "--top", "2",
+                           "--tta", "--tracking-uri", uri, "--out", str(tmp / "top")],
+                          cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ensemble of 2 (small_cnn, flip TTA): val accuracy" in proc.stdout
+
+    other = _train(tmp, "c", "data.n_val=300")
+    from fer_exp.ensemble import run_ensemble
+
+    with pytest.raises(UserError, match=r"data\.n_val differ"):
+        run_ensemble(uri, [a.run_id, other.run_id])
+    with pytest.raises(UserError, match="at least 2"):
+        run_ensemble(uri, [a.run_id, a.run_id])
