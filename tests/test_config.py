@@ -131,3 +131,19 @@ def test_cli_help_and_cfg_job(workdir):
     assert job.returncode == 0
     assert "batch_size: 128" in job.stdout and "rotation_range: 25" in job.stdout
     assert not (workdir / "mlflow.db").exists()
+
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_config_validates(experiment, tmp_path):
+    root = [f"data.root={tmp_path}"] if experiment.startswith("fer2013") else []
+    cfg = compose([f"experiment={experiment}", *root])
+    assert cfg.experiment_name != "fer_exp"  # each study files its runs under its own name
+
+
+def test_ensemble_members_are_the_60_minute_recipe(tmp_path):
+    recipe = compose(["experiment=fer2013_small_cnn", f"data.root={tmp_path}"]).to_tree()
+    members = compose(["experiment=fer2013_ensemble", f"data.root={tmp_path}"]).to_tree()
+    assert members == recipe
