@@ -139,7 +139,10 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
     ev = evaluate(y_true, y_prob, names)
     recipes = sorted({m.recipe for m in members})
     models = sorted({m.cfg.model.name for m in members})
-    total = lambda key: float(sum(m.metrics.get(key, 0.0) for m in members))  # noqa: E731
+
+    def total(key: str) -> float:  # the members' budgets add up
+        return float(sum(m.metrics.get(key, 0.0) for m in members))
+
     metrics = {
         "best_val_accuracy": ev.accuracy,
         **ev.metrics("val_"),
