@@ -105,9 +105,16 @@ def _short(value: str) -> str:
     return value if number.is_integer() and "." not in value else f"{number:.3g}"
 
 
-def _label(row, params) -> str:
-    """What was varied, compactly: the job's overrides (else the differing params)."""
-    pairs = [o.split("=", 1) for o in row["overrides"].split() if "=" in o and not o.startswith(("debug=", "hydra"))]
+def shared_overrides(rows) -> set[str]:
+    """Overrides every run was given: they say nothing about what differs."""
+    sets = [set(row["overrides"].split()) for row in rows]
+    return set.intersection(*sets) if len(sets) > 1 else set()
+
+
+def _label(row, params, shared: set[str] = frozenset()) -> str:
+    """What was varied, compactly: the job's own overrides (else the differing params)."""
+    pairs = [o.split("=", 1) for o in row["overrides"].split()
+             if "=" in o and o not in shared and not o.startswith(("debug=", "hydra"))]
     if not pairs:
         pairs = [(p, str(row[p])) for p in params]
     text = ", ".join(f"{k.lstrip('+~').split('.')[-1]}={_short(v)}" for k, v in pairs) or row["run"]
@@ -121,7 +128,8 @@ def _plot(client, runs, rows, params, metric, path: Path) -> Path:
 
     plt = _pyplot()
     fig, (bars, curves) = plt.subplots(1, 2, figsize=(15, max(4.5, 0.45 * len(rows) + 2)))
-    labels = [_label(row, params) for row in rows][::-1]
+    shared = shared_overrides(rows)
+    labels = [_label(row, params, shared) for row in rows][::-1]
     values = [row[metric] or 0.0 for row in rows][::-1]
     colors = ["tab:blue" if row["status"] == "FINISHED" else "tab:gray" for row in rows][::-1]
     bars.barh(range(len(values)), values, color=colors)
@@ -136,7 +144,7 @@ def _plot(client, runs, rows, params, metric, path: Path) -> Path:
         history = sorted(client.get_metric_history(row["run_id"], "val_accuracy"), key=lambda m: m.step)
         if history:
             curves.plot([m.step for m in history], [m.value for m in history], marker="o", ms=2.5,
-                        label=_label(row, params))
+                        label=_label(row, params, shared))
     curves.set_xlabel("epoch")
     curves.set_ylabel("val_accuracy")
     curves.set_title(f"validation accuracy ({len(by_id)} runs)")
