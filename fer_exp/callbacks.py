@@ -187,13 +187,14 @@ class TimeBudget(keras.callbacks.Callback):
             logs["budget_epochs"] = float(planned)
         if planned <= done:
             if done < self.max_epochs:
-                print(f"Epoch {done}: time budget of {self.budget_s / 60:.0f} min reached "
+                print(f"\nEpoch {done}: time budget of {self.budget_s / 60:.0f} min reached "
                       f"({used / 60:.1f} min trained); stopping")
                 self.model.stop_training = True
             return
         if planned != self.planned:
             fitted = " (learning-rate schedule fitted to it)" if self.schedule is not None else ""
-            print(f"Epoch {done}: {planned} of {self.max_epochs} epochs fit the time budget of "
+            # leading newline: Keras's progress bar has not ended its line yet
+            print(f"\nEpoch {done}: {planned} of {self.max_epochs} epochs fit the time budget of "
                   f"{self.budget_s / 60:.0f} min at {per_epoch:.0f} s per epoch{fitted}")
         self.planned = planned
         if self.schedule is not None:
