@@ -39,6 +39,7 @@ class Member:
     cfg: RunConfig
     metrics: dict[str, float]
     params: dict[str, str]
+    experiment_id: str
 
     @property
     def recipe(self) -> str:
@@ -59,7 +60,8 @@ def find_members(client, tracking_uri: str, run_ids: list[str]) -> list[Member]:
         if not (out / "checkpoints" / "best.keras").exists():
             raise UserError(f"run {run_id} has no checkpoints/best.keras in {out}")
         cfg = validate(json.loads((out / RUN_INFO).read_text())["config"])
-        members.append(Member(run_id, out, cfg, dict(run.data.metrics), dict(run.data.params)))
+        members.append(Member(run_id, out, cfg, dict(run.data.metrics), dict(run.data.params),
+                              run.info.experiment_id))
     _same_data(members)
     return members
 
@@ -86,7 +88,8 @@ def _same_data(members: list[Member]) -> None:
 
     first = data(members[0])
     for m in members[1:]:
-        differ = sorted(k for k in first.keys() | data(m).keys() if first.get(k) != data(m).get(k))
+        other = data(m)
+        differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
         if differ:
             raise UserError(f"run {m.run_id} was trained on other data than {members[0].run_id} "
                             f"(data.{', data.'.join(differ)} differ): ensemble members must share the data")
@@ -130,7 +133,7 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
         raise UserError("an ensemble needs at least 2 different runs")
     client = MlflowClient(tracking_uri)
     members = find_members(client, tracking_uri, list(dict.fromkeys(run_ids)))
-    experiment = experiment or client.get_experiment(client.get_run(members[0].run_id).info.experiment_id).name
+    experiment = experiment or client.get_experiment(members[0].experiment_id).name
     out = Path(out_dir or Path("ensembles") / time.strftime("%Y-%m-%d/%H-%M-%S"))
     out.mkdir(parents=True, exist_ok=True)
 
