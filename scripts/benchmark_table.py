@@ -87,12 +87,48 @@ def finished_runs(client, experiment: str):
     return [r for r in runs if r.data.tags.get("fer_exp.sweep_role") != "parent"]
 
 
-def table(records: list[dict]) -> str:
-    lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def table(records: list[dict], columns=COLUMNS) -> str:
+    lines = ["| " + " | ".join(title for title, _, _ in columns) + " |", "|" + "---|" * len(columns)]
     for rec in sorted(records, key=lambda r: -(r.get("best_val_accuracy") or 0)):
         lines.append("| " + " | ".join(fmt(rec.get(key)) if rec.get(key) is not None else ""
-                                       for _, key, fmt in COLUMNS) + " |")
+                                       for _, key, fmt in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _signed_pp(v):
+    return f"{100 * v:+.2f}"
+
+
+def ablation_rows(records: list[dict]) -> list[dict]:
+    """Add what each augmentation costs and gains: seconds per epoch, and accuracy relative to
+    `none` and to `light` (the preset every light_<family> extends), in percentage points."""
+    latest = {r["augmentation"]: r for r in records}  # records are in date order
+    rows = []
+    for rec in records:
+        row = dict(rec)
+        if rec.get("epochs") and rec.get("train_time_s"):
+            row["s_per_epoch"] = rec["train_time_s"] / rec["epochs"]
+        for ref in ("none", "light"):
+            base = latest.get(ref, {}).get("best_val_accuracy")
+            if base is not None and rec.get("best_val_accuracy") is not None:
+                row[f"delta_{ref}"] = rec["best_val_accuracy"] - base
+        rows.append(row)
+    return rows
+
+
+ABLATION_COLUMNS = [
+    ("augmentation", "augmentation", str),
+    ("epochs in budget", "epochs", lambda v: str(int(v))),
+    ("s / epoch", "s_per_epoch", _num(0)),
+    ("best val acc", "best_val_accuracy", _pct),
+    ("vs none (pp)", "delta_none", _signed_pp),
+    ("vs light (pp)", "delta_light", _signed_pp),
+    ("val acc, flip TTA", "val_accuracy_tta", _pct),
+    ("val macro-F1", "val_macro_f1", _num(4)),
+    ("F1 disgust", "val_f1_disgust", _num(4)),
+    ("leak-free val acc", "val_accuracy_leakfree", _pct),
+    ("date", "date", str),
+]
 
 
 def render(records: list[dict]) -> str:
@@ -109,9 +145,16 @@ def render(records: list[dict]) -> str:
         table(main),
     ]
     if ablation:
+        first = ablation[0]
+        minutes = max(r.get("train_time_s") or 0 for r in ablation) / 60
         parts += ["\n## Augmentation ablation\n",
-                  "Every run has the same model, optimizer and epochs; only the augmentation preset differs.\n",
-                  table(ablation)]
+                  f"Recipe `{first['recipe']}`: every run trains `{first['model']}`"
+                  f" ({first['parameters']:,} parameters) with the same optimizer and schedule for the same"
+                  f" training time (~{minutes:.0f} min on {first['cpu']}); only the augmentation preset differs."
+                  " A costlier augmentation fits fewer epochs into the budget. `light_<family>` is `light`"
+                  " plus that family, so \"vs light\" is what the family adds (positive) or costs (negative)."
+                  " Each row is one run with one seed, so differences of a few tenths of a point may be noise.\n",
+                  table(ablation_rows(ablation), ABLATION_COLUMNS)]
     return "\n".join(parts)
 
 

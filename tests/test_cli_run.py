@@ -170,3 +170,26 @@ def test_benchmark_table_is_generated_from_mlflow_and_kept_in_a_record(fast_run,
     out.unlink()
     proc = subprocess.run(script, cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 0 and out.read_text() == text
+
+
+def test_ablation_table_says_what_each_family_adds_over_its_base(tmp_path):
+    def entry(aug, acc, epochs):
+        return {"run_id": aug, "section": "ablation", "recipe": "fer2013_ablation", "model": "small_cnn",
+                "parameters": 1000, "augmentation": aug, "epochs": epochs, "train_time_s": 900.0,
+                "best_val_accuracy": acc, "cpu": "cpu · 2 cores", "date": "2026-11-25"}
+
+    main = {**entry("light", 0.66, 30), "run_id": "m", "section": "main", "recipe": "fer2013_small_cnn"}
+    record, out = tmp_path / "runs.json", tmp_path / "benchmarks.md"
+    record.write_text(json.dumps([main, entry("none", 0.60, 20), entry("light", 0.63, 18),
+                                  entry("light_mixup", 0.625, 15)]))
+    proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--out", str(out), "--record", str(record)],
+                          cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    ablation = out.read_text().split("## Augmentation ablation")[1]
+    assert "~15 min" in ablation and "1,000 parameters" in ablation
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in ablation.splitlines()
+            if line.startswith("| light") or line.startswith("| none")}
+    # columns: augmentation, epochs, s/epoch, best acc, vs none, vs light
+    assert rows["light_mixup"][1:6] == ["15", "60", "62.50 %", "+2.50", "-0.50"]
+    assert rows["none"][4:6] == ["+0.00", "-3.00"]
+    assert "66.00 %" not in ablation  # the recipe run stays in its own table
