@@ -154,3 +154,18 @@ def test_both_pipelines_train_to_a_comparable_loss(tmp_path):
         history = model.fit(inputs.train, steps_per_epoch=inputs.train_batches, epochs=1, verbose=0, shuffle=False)
         losses[pipeline] = history.history["loss"][0]
     assert abs(losses["keras"] - losses["tfdata"]) < 0.15 * losses["keras"], losses
+
+
+def test_augmentation_cost_benchmark_measures_every_preset(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).parents[1]
+    proc = subprocess.run([sys.executable, "scripts/bench_augmentation.py", "--root", str(tmp_path / "absent"),
+                           "--batches", "2", "--presets", "none,light_cutmix"],
+                          cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(figures["img_s"]) == {"none", "light_cutmix"} and min(figures["img_s"].values()) > 0
+    assert "light_cutmix" in proc.stdout and "vs none" in proc.stdout
