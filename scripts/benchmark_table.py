@@ -75,6 +75,8 @@ COLUMNS = [
 
 
 def record_of(run, section: str) -> dict:
+    if run.data.tags.get("fer_exp.kind") == "ensemble":
+        section = "main"  # an ensemble is a recipe of its own, whichever experiment it is logged in
     return {"run_id": run.info.run_id, "section": section, **{k: get(run) for k, get in FIELDS.items()}}
 
 

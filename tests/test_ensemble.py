@@ -62,3 +62,21 @@ def test_cli_picks_the_top_runs_and_refuses_mixed_data(members):
         run_ensemble(uri, [a.run_id, other.run_id])
     with pytest.raises(UserError, match="at least 2"):
         run_ensemble(uri, [a.run_id, a.run_id])
+
+
+def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members, tmp_path):
+    import json
+    from pathlib import Path
+
+    from fer_exp.ensemble import run_ensemble
+
+    tmp, (a, b) = members
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    run_id, _ = run_ensemble(uri, [a.run_id, b.run_id], out_dir=tmp_path / "ens")
+    record = tmp_path / "runs.json"
+    proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--tracking-uri", uri, "--experiment", "none",
+                           "--ablation", "fer_exp", "--record", str(record), "--out", str(tmp_path / "b.md")],
+                          cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sections = {r["run_id"]: r["section"] for r in json.loads(record.read_text())}
+    assert sections[run_id] == "main" and sections[a.run_id] == sections[b.run_id] == "ablation"
