@@ -16,14 +16,17 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_input import rate  # noqa: E402  (scripts/ is on sys.path when a script in it runs)
+
 from fer_exp.app import compose  # noqa: E402
 from fer_exp.data.sources import load_splits  # noqa: E402
+
+BATCH = 64
 
 ABLATION = "none,light,light_photometric,light_filters,light_erasing,light_crop,light_mixup,light_cutmix"
 
@@ -32,28 +35,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=os.environ.get("FER2013_ROOT", REPO.parent / "shared/data/fer2013"))
     parser.add_argument("--presets", default=ABLATION, help="comma-separated augmentation presets")
-    parser.add_argument("--batches", type=int, default=150, help="timed batches of 64 per preset")
+    parser.add_argument("--batches", type=int, default=150, help=f"timed batches of {BATCH} per preset")
     args = parser.parse_args()
 
     root = Path(args.root)
     data = ["data=fer2013", f"data.root={root}"] if (root / "train").is_dir() else []
     cache = Path(tempfile.mkdtemp(prefix="bench-cache-"))
-    common = [*data, "batch_size=64", f"data.cache_dir={cache}", "data.threads=1", "preview_images=0"]
+    common = [*data, f"batch_size={BATCH}", f"data.cache_dir={cache}", "data.threads=1", "preview_images=0"]
     splits = load_splits(compose(common).data)
-    print(f"data: {splits.root} ({len(splits.train)} train images), batch 64, 1 thread", flush=True)
+    print(f"data: {splits.root} ({len(splits.train)} train images), batch {BATCH}, 1 thread", flush=True)
 
     from fer_exp.data import tf_pipeline
 
     results: dict[str, float] = {}
     for preset in args.presets.split(","):
         inputs = tf_pipeline.build(compose([*common, f"augmentation={preset}"]), splits)
-        it = iter(inputs.train)
-        for _ in range(3):  # tracing and the cache load
-            next(it)
-        start = time.perf_counter()
-        for _ in range(args.batches):
-            next(it)
-        results[preset] = args.batches * 64 / (time.perf_counter() - start)
+        results[preset] = rate(inputs.train, args.batches, warmup=3)  # warm-up: tracing, the cache load
 
     base = results.get("none")
     print(f"\n{'preset':20s} {'images/s':>10s} {'CPU s / epoch':>14s} {'vs none':>8s}")
