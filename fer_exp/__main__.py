@@ -27,10 +27,19 @@ def main(cfg: DictConfig) -> float:
 def cli() -> None:
     """Entry point: the Hydra app, then close any sweep it opened — also when a job failed
     and Hydra is exiting non-zero (its on_multirun_end is skipped then)."""
+    import signal
+    import sys
+
     from fer_exp.sweep import finalize_open_sweeps
 
     try:
         main()
+    except KeyboardInterrupt as exc:
+        # The run has already ended KILLED with its checkpoints kept and said how to resume it
+        # (tracking.tracked_run): the stack of wherever the signal landed would only bury that.
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"fer_exp: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        raise SystemExit(128 + signum) from None
     finally:
         if finalize_open_sweeps():
             raise SystemExit(1)

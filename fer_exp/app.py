@@ -77,8 +77,16 @@ def _sigterm_interrupts() -> None:
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C's exception, raised for SIGTERM too; remembers the signal for the exit status."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
 def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Interrupted(signum)
 
 
 def _share_cores(cfg: RunConfig, hc) -> RunConfig:

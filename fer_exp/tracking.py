@@ -289,7 +289,8 @@ def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
     try:
         yield tracker
     except KeyboardInterrupt:
-        log.warning("interrupted: MLflow run %s ends KILLED", tracker.run_id)
+        log.warning("interrupted: MLflow run %s ends KILLED; its checkpoints are kept, continue it with "
+                    "python -m fer_exp resume=%s", tracker.run_id, tracker.run_id)
         _end_safely(tracker, "KILLED")
         raise
     except BaseException as exc:

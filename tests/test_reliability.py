@@ -41,9 +41,7 @@ def _assert_resumed_to_completion(cwd: Path, run_id: str):
 def test_interrupt_then_resume(tmp_path, sig):
     proc = start_run(TRAIN, tmp_path)
     wait_for_line(proc, "Epoch 3/6")  # epochs 1-2 are complete and committed
-    proc.send_signal(sig)
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    _stop_cleanly(proc, sig)
     client, runs = mlflow_runs(tmp_path / "mlflow.db")
     assert runs[0].info.status == "KILLED"
     ckpt = _checkpoint_dir(tmp_path)
@@ -53,10 +51,26 @@ def test_interrupt_then_resume(tmp_path, sig):
     assert sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")) == \
         list(range(1, state["epochs_done"] + 1))
 
-    resumed = run_cli([f"resume={runs[0].info.run_id}"], tmp_path)
+    run_id = runs[0].info.run_id
+    again = start_run([f"resume={run_id}"], tmp_path)  # a resumed run can be stopped and resumed too
+    wait_for_line(again, f"resuming MLflow run {run_id}")
+    wait_for_line(again, "Epoch 5/6")
+    _stop_cleanly(again, sig)
+    assert [r.info.status for r in mlflow_runs(tmp_path / "mlflow.db")[1]] == ["KILLED"]
+
+    resumed = run_cli([f"resume={run_id}"], tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert f"resuming MLflow run {runs[0].info.run_id}" in resumed.stdout + resumed.stderr
-    _assert_resumed_to_completion(tmp_path, runs[0].info.run_id)
+    assert f"resuming MLflow run {run_id}" in resumed.stdout + resumed.stderr
+    _assert_resumed_to_completion(tmp_path, run_id)
+
+
+def _stop_cleanly(proc: subprocess.Popen, sig: int) -> None:
+    """The signal ends the run with the shell's 128+N status and a hint, not a traceback."""
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, rest[-3000:]
+    assert "Traceback" not in rest, rest[-3000:]
+    assert "continue it with python -m fer_exp resume=" in rest, rest[-3000:]
 
 
 def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path):
