@@ -338,7 +338,9 @@ class RunConfig(_Strict):
     # in the epochs that fit, instead of being cut off half-way
     time_budget_fit_schedule: bool = True
     tta: bool = False  # also evaluate with horizontal-flip test-time augmentation (*_tta metrics)
-    mixed_precision: bool = False  # float16 compute (GPUs); slower on a CPU
+    # half-precision compute, float32 weights: bfloat16 for CPUs with AMX/AVX512-BF16 (and recent
+    # GPUs), float16 for GPUs with tensor cores, auto = whichever this machine computes natively
+    mixed_precision: Literal["off", "auto", "bfloat16", "float16"] = "off"
     limit_train_batches: PositiveInt | None = None
     limit_val_batches: PositiveInt | None = None
     preview_images: Annotated[int, Field(ge=0, le=256)] = 32
@@ -382,6 +384,12 @@ class RunConfig(_Strict):
             return v
         raise ValueError("must be a final metric: best_val_accuracy, val_macro_f1, train_time_s, "
                          "or val_f1.<class> / val_precision.<class> / val_recall.<class>")
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _bool_precision(cls, v: Any) -> Any:
+        # false/true are what this key took before it had a choice of dtype
+        return {False: "off", True: "float16", None: "off"}.get(v, v) if isinstance(v, bool | None) else v
 
     @field_validator("class_weight", mode="before")
     @classmethod

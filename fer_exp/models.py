@@ -36,6 +36,17 @@ def head(x, num_classes: int, class_mode: str):
     return layers.Dense(num_classes, activation="softmax", name="expression", dtype="float32")(x)
 
 
+def batch_norm(**kwargs):
+    """Keras's BatchNormalization, or its fused twin when layers compute in half precision."""
+    import keras
+
+    if keras.mixed_precision.global_policy().compute_dtype in ("bfloat16", "float16"):
+        from fer_exp.keras_objects import FusedBatchNormalization
+
+        return FusedBatchNormalization(**kwargs)
+    return keras.layers.BatchNormalization(**kwargs)
+
+
 class SmallCNN(_ModelSpec):
     """Fast plain CNN: blocks of 3x3 conv-BN-ReLU, max-pooling between blocks, GAP head.
 
@@ -63,7 +74,7 @@ class SmallCNN(_ModelSpec):
         for block, width in enumerate(self.filters):
             for _ in range(self.convs_per_block):
                 x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
-                x = layers.BatchNormalization(momentum=self.bn_momentum)(x)
+                x = batch_norm(momentum=self.bn_momentum)(x)
                 x = layers.ReLU()(x)
             if block < len(self.filters) - 1:
                 x = layers.MaxPooling2D()(x)
@@ -111,7 +122,7 @@ class SeedCNN(_ModelSpec):
         for i, (width, size) in enumerate(zip(self.filters, self.kernel_sizes)):
             # The seed regularizes every conv but the first.
             x = layers.Conv2D(width, size, padding="same", kernel_regularizer=reg if i else None)(x)
-            x = layers.BatchNormalization()(x)
+            x = batch_norm()(x)
             x = layers.ReLU()(x)
             x = layers.MaxPooling2D()(x)
             x = layers.Dropout(self.dropout)(x)
@@ -142,18 +153,18 @@ class MiniXception(_ModelSpec):
         x = inputs
         for _ in range(2):
             x = layers.Conv2D(self.stem_filters, 3, use_bias=False, kernel_regularizer=reg)(x)
-            x = layers.BatchNormalization()(x)
+            x = batch_norm()(x)
             x = layers.ReLU()(x)
         for width in self.filters:
             shortcut = layers.Conv2D(width, 1, strides=2, padding="same", use_bias=False)(x)
-            shortcut = layers.BatchNormalization()(shortcut)
+            shortcut = batch_norm()(shortcut)
             x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
                                        pointwise_regularizer=reg)(x)
-            x = layers.BatchNormalization()(x)
+            x = batch_norm()(x)
             x = layers.ReLU()(x)
             x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
                                        pointwise_regularizer=reg)(x)
-            x = layers.BatchNormalization()(x)
+            x = batch_norm()(x)
             x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
             x = layers.Add()([x, shortcut])
         if self.dropout:
@@ -187,13 +198,13 @@ class VGGFer(_ModelSpec):
             for _ in range(self.convs_per_stage):
                 x = layers.Conv2D(max(1, round(base * self.width)), 3, padding="same", use_bias=False,
                                   kernel_regularizer=reg)(x)
-                x = layers.BatchNormalization()(x)
+                x = batch_norm()(x)
                 x = layers.ReLU()(x)
             x = layers.MaxPooling2D()(x)
         x = layers.Flatten()(x)
         for units in self.dense_units:
             x = layers.Dense(units, kernel_regularizer=reg)(x)
-            x = layers.BatchNormalization()(x)
+            x = batch_norm()(x)
             x = layers.ReLU()(x)
             x = layers.Dropout(self.dropout)(x)
         return keras.Model(inputs, head(x, num_classes, class_mode), name=self.name)
@@ -221,15 +232,15 @@ class ResNet(_ModelSpec):
                                  kernel_regularizer=reg)(x)
 
         inputs = keras.Input(shape=input_shape, name="image")
-        x = layers.ReLU()(layers.BatchNormalization()(conv(inputs, self.stem_filters)))
+        x = layers.ReLU()(batch_norm()(conv(inputs, self.stem_filters)))
         for stage, width in enumerate(self.filters):
             for block in range(self.blocks_per_stage):
                 stride = 2 if stage > 0 and block == 0 else 1
                 shortcut = x
-                y = layers.ReLU()(layers.BatchNormalization()(conv(x, width, stride)))
-                y = layers.BatchNormalization()(conv(y, width))
+                y = layers.ReLU()(batch_norm()(conv(x, width, stride)))
+                y = batch_norm()(conv(y, width))
                 if stride != 1 or shortcut.shape[-1] != width:
-                    shortcut = layers.BatchNormalization()(conv(shortcut, width, stride, kernel=1))
+                    shortcut = batch_norm()(conv(shortcut, width, stride, kernel=1))
                 x = layers.ReLU()(layers.Add()([y, shortcut]))
         x = layers.GlobalAveragePooling2D()(x)
         if self.dropout:

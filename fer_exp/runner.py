@@ -22,6 +22,7 @@ from fer_exp.class_weights import balanced_class_weights, by_name
 from fer_exp.config import RunConfig, validate
 from fer_exp.data.sources import Splits, load_splits
 from fer_exp.errors import ConfigError, UserError
+from fer_exp.hardware import cpu_name
 from fer_exp.redact import redact_text, redact_tree, to_yaml
 from fer_exp.tracking import Tracker, flatten, git_commit, tracked_run
 
@@ -352,24 +353,14 @@ def _log_derived_params(tracker: Tracker, splits: Splits, weights, param_count: 
         "env.keras": keras.__version__,
         "env.python": platform.python_version(),
         "env.fer_exp": __version__,
-        "env.cpu": _cpu_name(),
+        "env.cpu": cpu_name(),
         "env.cores": os.cpu_count() or 0,
+        "env.precision": keras.mixed_precision.global_policy().name,  # what mixed_precision=auto chose
     }
     derived.update({f"data.found.train.{n}": c for n, c in splits.train.counts().items()})
     if weights:
         derived.update({f"class_weights.{n}": f"{w:.6f}" for n, w in by_name(weights, names).items()})
     tracker.log_params(derived)
-
-
-def _cpu_name() -> str:
-    """The processor's model name: training times only compare on the same kind of CPU."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _redacted_overrides(job: JobInfo) -> list[str]:

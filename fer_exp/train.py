@@ -10,6 +10,7 @@ from typing import Any
 from fer_exp.config import Monitor, RunConfig
 from fer_exp.data.inputs import InputData
 from fer_exp.errors import ConfigError
+from fer_exp.hardware import cpu_flags
 from fer_exp.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,22 @@ def setup_tensorflow(cfg: RunConfig) -> None:
     if cfg.threads.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(cfg.threads.inter_op)
     keras.utils.set_random_seed(cfg.seed)  # Python, NumPy, TensorFlow
-    # float16 compute for GPUs with tensor cores; on a CPU it is slower, hence off by default
-    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(dtype_policy(cfg.mixed_precision))
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def dtype_policy(mixed_precision: str) -> str:
+    """The Keras dtype policy for ``mixed_precision``. Half precision pays only on hardware that
+    computes it natively (emulated bfloat16 is several times slower), hence ``auto``: bfloat16 on
+    CPUs with AMX or AVX512-BF16, float16 on a GPU, float32 elsewhere."""
+    if mixed_precision == "auto":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return "mixed_float16"
+        return "mixed_bfloat16" if cpu_flags() & {"amx_bf16", "avx512_bf16"} else "float32"
+    return "float32" if mixed_precision == "off" else f"mixed_{mixed_precision}"
 
 
 def load_checkpoint(path: Path):

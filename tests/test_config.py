@@ -88,6 +88,7 @@ BAD = [
     (["model.dropout=1.0"], "model.dropout=1.0", "less than 1"),
     (["+augmentation.rotaton_range=10"], "augmentation.rotaton_range", "unknown key"),
     (["data=fer2013"], "data.root", "required"),
+    (["mixed_precision=fp8"], "mixed_precision='fp8'", "'off', 'auto', 'bfloat16' or 'float16'"),
 ]
 
 
@@ -143,7 +144,26 @@ def test_every_experiment_config_validates(experiment, tmp_path):
     assert cfg.experiment_name != "fer_exp"  # each study files its runs under its own name
 
 
-def test_ensemble_members_are_the_60_minute_recipe(tmp_path):
+def test_ensemble_members_are_the_60_minute_recipe_in_bfloat16(tmp_path):
     recipe = compose(["experiment=fer2013_small_cnn", f"data.root={tmp_path}"]).to_tree()
     members = compose(["experiment=fer2013_ensemble", f"data.root={tmp_path}"]).to_tree()
-    assert members == recipe
+    longer = {"epochs": 60, "time_budget_min": 40, "mixed_precision": "auto"}
+    assert {k: members.pop(k) for k in longer} == longer
+    assert members == {k: v for k, v in recipe.items() if k not in longer}
+
+
+@pytest.mark.parametrize("value,policy", [("false", "float32"), ("off", "float32"), ("true", "mixed_float16"),
+                                          ("bfloat16", "mixed_bfloat16"), ("float16", "mixed_float16")])
+def test_mixed_precision_values(value, policy):
+    from fer_exp.train import dtype_policy
+
+    assert dtype_policy(compose([f"mixed_precision={value}"]).mixed_precision) == policy
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
+    import fer_exp.train as train
+
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2", "avx512f", "amx_bf16", "amx_tile"})
+    assert train.dtype_policy("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2", "avx512f"})  # bfloat16 would be emulated
+    assert train.dtype_policy("auto") == "float32"

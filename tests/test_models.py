@@ -60,3 +60,68 @@ def test_binary_head_and_mixed_precision_output_dtype():
         assert mixed.layers[1].compute_dtype == "float16" and mixed.output.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def bfloat16_policy():
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_fused_batch_norm_matches_keras_in_bfloat16(bfloat16_policy):
+    import keras
+    import tensorflow as tf
+
+    from fer_exp.keras_objects import FusedBatchNormalization
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, (16, 12, 12, 8)).astype(np.float32)
+    gamma, beta = np.linspace(0.5, 2, 8, dtype=np.float32), np.linspace(-1, 1, 8, dtype=np.float32)
+    ref = keras.layers.BatchNormalization(momentum=0.9, dtype="float32")
+    fused = FusedBatchNormalization(momentum=0.9)
+    for layer in (ref, fused):
+        layer.build(x.shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+    for _ in range(3):  # training: batch statistics, moving averages updated with the momentum
+        want, got = ref(x, training=True), fused(tf.cast(x, tf.bfloat16), training=True)
+        assert got.dtype == tf.bfloat16
+        np.testing.assert_allclose(tf.cast(got, tf.float32), want, atol=0.05)  # bfloat16 keeps ~3 digits
+    np.testing.assert_allclose(fused.moving_mean.numpy(), ref.moving_mean.numpy(), rtol=2e-3)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), ref.moving_variance.numpy(), rtol=2e-3)
+    assert not np.allclose(fused.moving_mean.numpy(), 0)  # the statistics did move
+    want, got = ref(x, training=False), fused(tf.cast(x, tf.bfloat16), training=False)
+    np.testing.assert_allclose(tf.cast(got, tf.float32), want, atol=0.1)
+
+
+def test_fused_batch_norm_is_keras_itself_in_float32():
+    import keras
+
+    from fer_exp.keras_objects import FusedBatchNormalization
+
+    x = np.random.default_rng(1).normal(size=(4, 6, 6, 3)).astype(np.float32)
+    ref, fused = keras.layers.BatchNormalization(), FusedBatchNormalization()
+    np.testing.assert_array_equal(fused(x, training=True), ref(x, training=True))
+    np.testing.assert_array_equal(fused.moving_variance.numpy(), ref.moving_variance.numpy())
+    assert compose().model.build((48, 48, 1), 7).get_layer(index=2).__class__ is keras.layers.BatchNormalization
+
+
+@pytest.mark.parametrize("name", GROUPS["model"])
+def test_every_model_trains_saves_and_loads_in_bfloat16(name, bfloat16_policy, tmp_path):
+    import keras
+
+    from fer_exp.keras_objects import FusedBatchNormalization
+    from fer_exp.train import load_checkpoint
+
+    model = compose([f"model={name}"]).model.build((48, 48, 1), 7)
+    assert any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)
+    assert model.layers[1].compute_dtype == "bfloat16" and model.output.dtype == "float32"
+    model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=False)
+    x = np.random.default_rng(0).random((8, 48, 48, 1), dtype=np.float32)
+    assert np.isfinite(model.train_on_batch(x, keras.utils.to_categorical(np.arange(8) % 7, 7)))
+    model.save(tmp_path / "m.keras")
+    keras.mixed_precision.set_global_policy("float32")  # the saved layers carry their own policy
+    loaded = load_checkpoint(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
