@@ -125,3 +125,19 @@ def test_every_model_trains_saves_and_loads_in_bfloat16(name, bfloat16_policy, t
     keras.mixed_precision.set_global_policy("float32")  # the saved layers carry their own policy
     loaded = load_checkpoint(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_precision_benchmark_compares_the_three_variants():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "scripts/bench_precision.py", "--models", "small_cnn model.filters=[8,16]",
+                           "--steps", "2", "--batch", "8"],
+                          cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (model, figures), = json.loads(proc.stdout.strip().splitlines()[-1])["img_s"].items()
+    assert model == "small_cnn model.filters=[8,16]" and figures["params"] > 0
+    assert min(figures[v] for v in ("float32", "bf16, Keras BN", "bf16, fused BN")) > 0
+    assert figures["speedup"] == pytest.approx(figures["bf16, fused BN"] / figures["float32"], rel=0.01)
