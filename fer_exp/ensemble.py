@@ -162,7 +162,8 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
         "preset.augmentation": " + ".join(sorted({m.params.get("preset.augmentation", "?") for m in members})),
         "model.name": f"{len(members)} × {' + '.join(models)}",
         "model.param_count": sum(int(float(m.params.get("model.param_count", 0))) for m in members),
-        **{k: m.params[k] for m in members[:1] for k in ("env.cpu", "env.cores") if k in m.params},
+        **{k: m.params[k] for m in members[:1] for k in ("env.cpu", "env.cores", "env.precision")
+           if k in m.params},
     }
     tracker = Tracker.start(tracking_uri, experiment, f"ensemble of {len(members)}",
                             {"fer_exp.kind": "ensemble", "output_dir": str(out.resolve())})

@@ -42,6 +42,7 @@ FIELDS = {
     "val_macro_f1": _metric("val_macro_f1"),
     "val_f1_disgust": _metric("val_f1.disgust"),
     "val_accuracy_leakfree": _metric("val_accuracy_leakfree"),
+    "precision": _param("env.precision"),
     "cpu": lambda r: " · ".join(v for v in (r.data.params.get("env.cpu"), r.data.params.get("env.cores")
                                              and f"{r.data.params['env.cores']} cores") if v),
     "date": lambda r: datetime.fromtimestamp(r.info.start_time / 1000, timezone.utc).strftime("%Y-%m-%d"),
@@ -69,6 +70,7 @@ COLUMNS = [
     ("val macro-F1", "val_macro_f1", _num(4)),
     ("F1 disgust", "val_f1_disgust", _num(4)),
     ("leak-free val acc", "val_accuracy_leakfree", _pct),
+    ("compute", "precision", lambda v: v.removeprefix("mixed_")),
     ("CPU", "cpu", str),
     ("date", "date", str),
 ]
@@ -169,6 +171,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     records = {r["run_id"]: r for r in json.loads(args.record.read_text())} if args.record.exists() else {}
+    for rec in records.values():  # recorded before runs logged env.precision: all float32 then
+        rec.setdefault("precision", "float32")
     added = 0
     if args.tracking_uri:
         from mlflow.tracking import MlflowClient

@@ -64,7 +64,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_tags(fast_run):
     for i, name in enumerate(CLASS_NAMES):
         assert float(params[f"class_weights.{name}"]) == pytest.approx(expected[i], abs=1e-6)
     assert int(params["model.param_count"]) > 100_000
-    assert params["env.tensorflow"].startswith("2.")
+    assert params["env.tensorflow"].startswith("2.") and params["env.precision"] == "float32"
     # metrics: per epoch at step=epoch (1-based) and final
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time_s"):
         history = client.get_metric_history(run.info.run_id, key)
@@ -154,6 +154,23 @@ def test_tta_metrics_and_time_budget(tmp_path):
     assert r.data.metrics["budget_epochs"] == 1  # the plan, per epoch, in MLflow
 
 
+def test_bfloat16_run_trains_in_bfloat16_and_says_so(tmp_path):
+    from fer_exp.app import compose
+    from fer_exp.keras_objects import FusedBatchNormalization
+    from fer_exp.runner import JobInfo, run
+    from fer_exp.train import load_checkpoint
+
+    cfg = compose(["mixed_precision=bfloat16", "epochs=2", "limit_train_batches=3", "limit_val_batches=2",
+                   "preview_images=0", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+    result = run(cfg, JobInfo(output_dir=tmp_path / "out"))
+    _, (r,) = mlflow_runs(tmp_path / "mlflow.db")
+    assert r.data.params["mixed_precision"] == "bfloat16" and r.data.params["env.precision"] == "mixed_bfloat16"
+    assert result.epochs_run == 2 and np.isfinite(r.data.metrics["val_loss"]) and np.isfinite(r.data.metrics["loss"])
+    model = load_checkpoint(tmp_path / "out" / "checkpoints" / "best.keras")
+    norms = [layer for layer in model.layers if "normalization" in layer.name]
+    assert norms and all(isinstance(n, FusedBatchNormalization) and n.compute_dtype == "bfloat16" for n in norms)
+
+
 def test_benchmark_table_is_generated_from_mlflow_and_kept_in_a_record(fast_run, tmp_path):
     work, _ = fast_run
     out, record = tmp_path / "benchmarks.md", tmp_path / "runs.json"
@@ -166,6 +183,7 @@ def test_benchmark_table_is_generated_from_mlflow_and_kept_in_a_record(fast_run,
     assert "| recipe | model | parameters | augmentation |" in text and "| small_cnn | 295,575 | seed |" in text
     (entry,) = json.loads(record.read_text())
     assert entry["section"] == "main" and entry["epochs"] == 1 and entry["cpu"].endswith("cores")
+    assert entry["precision"] == "float32" and "| compute |" in text and "| float32 |" in text
     # a later session without the MLflow store renders the same page from the record alone
     out.unlink()
     proc = subprocess.run(script, cwd=repo, capture_output=True, text=True)
