@@ -38,7 +38,9 @@ FIELDS = {
     "epochs": _metric("epochs_run"),
     "train_time_s": _metric("train_time_s"),
     "best_val_accuracy": _metric("best_val_accuracy"),
-    "val_accuracy_tta": _metric("val_accuracy_tta"),
+    # an ensemble built with --tta has only its TTA accuracy: show it in that column too
+    "val_accuracy_tta": lambda r: r.data.metrics.get("val_accuracy_tta", r.data.metrics.get("best_val_accuracy")
+                                                     if r.data.params.get("ensemble.tta") == "True" else None),
     "val_macro_f1": _metric("val_macro_f1"),
     "val_f1_disgust": _metric("val_f1.disgust"),
     "val_accuracy_leakfree": _metric("val_accuracy_leakfree"),
