@@ -72,11 +72,13 @@ def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members,
 
     tmp, (a, b) = members
     uri = f"sqlite:///{tmp}/mlflow.db"
-    run_id, _ = run_ensemble(uri, [a.run_id, b.run_id], out_dir=tmp_path / "ens")
+    run_id, _ = run_ensemble(uri, [a.run_id, b.run_id], tta=True, out_dir=tmp_path / "ens")
     record = tmp_path / "runs.json"
     proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--tracking-uri", uri, "--experiment", "none",
                            "--ablation", "fer_exp", "--record", str(record), "--out", str(tmp_path / "b.md")],
                           cwd=Path(__file__).parents[1], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    sections = {r["run_id"]: r["section"] for r in json.loads(record.read_text())}
-    assert sections[run_id] == "main" and sections[a.run_id] == sections[b.run_id] == "ablation"
+    records = {r["run_id"]: r for r in json.loads(record.read_text())}
+    assert records[run_id]["section"] == "main" and records[a.run_id]["section"] == records[b.run_id]["section"] == "ablation"
+    # built with --tta, the ensemble's accuracy is a TTA accuracy and fills that column
+    assert records[run_id]["val_accuracy_tta"] == records[run_id]["best_val_accuracy"] is not None
