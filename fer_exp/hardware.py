@@ -25,3 +25,8 @@ def cpu_name() -> str:
 def cpu_flags() -> set[str]:
     """The processor's feature flags (empty where unknown, which means float32)."""
     return set((_cpuinfo("flags") or "").split())
+
+
+def native_bfloat16() -> list[str]:
+    """The flags by which this CPU computes bfloat16 natively (AMX, AVX512-BF16); empty: emulated."""
+    return sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"})

@@ -10,7 +10,7 @@ from typing import Any
 from fer_exp.config import Monitor, RunConfig
 from fer_exp.data.inputs import InputData
 from fer_exp.errors import ConfigError
-from fer_exp.hardware import cpu_flags
+from fer_exp.hardware import native_bfloat16
 from fer_exp.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def dtype_policy(mixed_precision: str) -> str:
 
         if tf.config.list_physical_devices("GPU"):
             return "mixed_float16"
-        return "mixed_bfloat16" if cpu_flags() & {"amx_bf16", "avx512_bf16"} else "float32"
+        return "mixed_bfloat16" if native_bfloat16() else "float32"
     return "float32" if mixed_precision == "off" else f"mixed_{mixed_precision}"
 
 

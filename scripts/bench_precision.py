@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from fer_exp import models  # noqa: E402
 from fer_exp.app import compose  # noqa: E402
-from fer_exp.hardware import cpu_flags, cpu_name  # noqa: E402
+from fer_exp.hardware import cpu_name, native_bfloat16  # noqa: E402
 
 ZOO = ["small_cnn", "small_cnn model.filters=[32,64,128,256]", "mini_xception", "resnet", "vgg_fer model.width=0.5",
        "seed_cnn"]
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per model and variant")
     args = parser.parse_args()
 
-    native = sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    native = native_bfloat16()
     print(f"{cpu_name()}: bfloat16 {'native (' + ', '.join(native) + ')' if native else 'emulated'}; "
           f"batch {args.batch}, {args.steps} steps", flush=True)
     print(f"\n{'model':42s} {'params':>10s} " + " ".join(f"{v:>15s}" for v in VARIANTS) + f" {'speed-up':>9s}")

@@ -161,9 +161,10 @@ def test_mixed_precision_values(value, policy):
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
+    import fer_exp.hardware as hardware
     import fer_exp.train as train
 
-    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2", "avx512f", "amx_bf16", "amx_tile"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f", "amx_bf16", "amx_tile"})
     assert train.dtype_policy("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2", "avx512f"})  # bfloat16 would be emulated
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f"})  # bfloat16 would be emulated
     assert train.dtype_policy("auto") == "float32"
