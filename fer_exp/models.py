@@ -11,7 +11,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
@@ -21,6 +21,9 @@ L2 = Annotated[float, Field(ge=0.0, le=1.0)]
 
 class _ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # whether mixed_precision=auto should train it in bfloat16 on a CPU with AMX / AVX512-BF16
+    # (scripts/bench_precision.py measures it)
+    bfloat16_pays_on_cpu: ClassVar[bool] = True
 
     def build(self, input_shape: tuple[int, int, int], num_classes: int, class_mode: str = "categorical"):
         raise NotImplementedError
@@ -139,6 +142,9 @@ class MiniXception(_ModelSpec):
     (~60 k parameters with the defaults)."""
 
     name: Literal["mini_xception"]
+    # measured 0.50x in bfloat16 with AMX: oneDNN's depthwise and 8-16-channel convolutions
+    # gain nothing from bfloat16 and lose to the casts
+    bfloat16_pays_on_cpu: ClassVar[bool] = False
     stem_filters: PositiveInt = 8
     filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=1)
     l2: L2 = 0.01

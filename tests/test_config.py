@@ -166,5 +166,9 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f", "amx_bf16", "amx_tile"})
     assert train.dtype_policy("auto") == "mixed_bfloat16"
+    assert train.dtype_policy("auto", compose(["model=small_cnn"]).model) == "mixed_bfloat16"
+    # measured slower in bfloat16 (depthwise convolutions): auto keeps it in float32
+    assert train.dtype_policy("auto", compose(["model=mini_xception"]).model) == "float32"
+    assert train.dtype_policy("bfloat16", compose(["model=mini_xception"]).model) == "mixed_bfloat16"
     monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f"})  # bfloat16 would be emulated
     assert train.dtype_policy("auto") == "float32"
