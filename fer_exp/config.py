@@ -338,6 +338,8 @@ class RunConfig(_Strict):
     # in the epochs that fit, instead of being cut off half-way
     time_budget_fit_schedule: bool = True
     tta: bool = False  # also evaluate with horizontal-flip test-time augmentation (*_tta metrics)
+    # with tta: also average over the image shifted this many pixels up, down, left, right (10 views)
+    tta_shift: Annotated[int, Field(ge=0, le=8)] = 0
     # half-precision compute, float32 weights: bfloat16 for CPUs with AMX/AVX512-BF16 (and recent
     # GPUs), float16 for GPUs with tensor cores, auto = whichever this machine computes natively
     mixed_precision: Literal["off", "auto", "bfloat16", "float16"] = "off"
@@ -372,6 +374,8 @@ class RunConfig(_Strict):
         if self.data.class_mode == "sparse" and self.label_smoothing:
             raise ValueError("label_smoothing needs one-hot targets: use data.class_mode=categorical "
                              "(Keras's sparse cross-entropy has no smoothing)")
+        if self.tta_shift and not self.tta:
+            raise ValueError(f"tta_shift={self.tta_shift} shifts the test-time views of tta: set tta=true too")
         return self
 
     @field_validator("optimized_metric")

@@ -1,11 +1,11 @@
 """Ensembles: average the class probabilities of several finished runs' best models.
 
-    python -m fer_exp.ensemble RUN_ID RUN_ID [RUN_ID ...] [--tta]
+    python -m fer_exp.ensemble RUN_ID RUN_ID [RUN_ID ...] [--tta] [--tta-shift PIXELS]
     python -m fer_exp.ensemble --experiment fer2013 --recipe fer2013_small_cnn --top 3 --tta
 
 Each member is evaluated on the validation split through its own run's config (so its own
 standardization), the probabilities are averaged (with ``--tta`` over each image and its
-mirror too), and the result is logged as a new MLflow run with the final metrics of a
+mirror too, with ``--tta-shift`` also over their shifted copies), and the result is logged as a new MLflow run with the final metrics of a
 training run (``best_val_accuracy``, ``val_macro_f1``, ``val_f1.<class>``,
 ``val_accuracy_leakfree``), every member's own accuracy (``member_accuracy.<i>``), and
 ``train_time_s`` / ``epochs_run`` added up over the members: an ensemble of three 60-minute
@@ -95,7 +95,7 @@ def _same_data(members: list[Member]) -> None:
                             f"(data.{', data.'.join(differ)} differ): ensemble members must share the data")
 
 
-def predict_members(members: list[Member], tta: bool):
+def predict_members(members: list[Member], tta: bool, tta_shift: int = 0):
     """(y_true, averaged probabilities, per-member probabilities, splits) on the validation split."""
     import numpy as np
 
@@ -110,17 +110,17 @@ def predict_members(members: list[Member], tta: bool):
     for m in members:
         inputs = build_inputs(m.cfg, splits, 0, None)
         model = load_checkpoint(m.output_dir / "checkpoints" / "best.keras")
-        labels, *p = predict(model, inputs.val, inputs.val_batches, tta=tta)
+        labels, *p = predict(model, inputs.val, inputs.val_batches, tta=tta, tta_shift=tta_shift)
         if y_true is not None and not np.array_equal(labels, y_true):
             raise UserError(f"run {m.run_id} sees the validation images in another order or with other labels")
         y_true = labels
-        probs.append(p[-1])  # the flip-averaged probabilities with tta
+        probs.append(p[-1])  # the view-averaged probabilities with tta
         log.info("member %s (%s): val accuracy %.4f", m.run_id, m.recipe, float(np.mean(p[-1].argmax(1) == labels)))
     return y_true, np.mean(probs, axis=0), probs, splits
 
 
 def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, experiment: str | None = None,
-                 out_dir: Path | None = None) -> tuple[str, dict[str, float]]:
+                 out_dir: Path | None = None, tta_shift: int = 0) -> tuple[str, dict[str, float]]:
     """Evaluate the ensemble of ``run_ids`` and log it as a new MLflow run; returns (run id, metrics)."""
     import numpy as np
     from mlflow.tracking import MlflowClient
@@ -129,6 +129,8 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
     from fer_exp.plots import confusion_matrix_png
     from fer_exp.tracking import Tracker, tracked_run
 
+    if tta_shift and not tta:
+        raise UserError("--tta-shift shifts the test-time views: add --tta")
     if len(set(run_ids)) < 2:
         raise UserError("an ensemble needs at least 2 different runs")
     client = MlflowClient(tracking_uri)
@@ -137,7 +139,7 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
     out = Path(out_dir or Path("ensembles") / time.strftime("%Y-%m-%d/%H-%M-%S"))
     out.mkdir(parents=True, exist_ok=True)
 
-    y_true, y_prob, member_probs, splits = predict_members(members, tta)
+    y_true, y_prob, member_probs, splits = predict_members(members, tta, tta_shift)
     names = splits.class_names
     ev = evaluate(y_true, y_prob, names)
     recipes = sorted({m.recipe for m in members})
@@ -158,6 +160,7 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
         "ensemble.members": ",".join(m.run_id for m in members),
         "ensemble.size": len(members),
         "ensemble.tta": tta,
+        "ensemble.tta_shift": tta_shift,
         "preset.experiment": f"ensemble of {len(members)} × {' + '.join(recipes)}",
         "preset.augmentation": " + ".join(sorted({m.params.get("preset.augmentation", "?") for m in members})),
         "model.name": f"{len(members)} × {' + '.join(models)}",
@@ -176,7 +179,8 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
                              f"ensemble of {len(members)} — val accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}")
         tracker.log_artifact(out, "ensemble")
     each = ", ".join(f"{metrics[f'member_accuracy.{i}']:.4f}" for i in range(len(members)))
-    print(f"\nensemble of {len(members)} ({', '.join(recipes)}{', flip TTA' if tta else ''}): val accuracy "
+    views = (f", flip + {tta_shift} px shift TTA" if tta_shift else ", flip TTA") if tta else ""
+    print(f"\nensemble of {len(members)} ({', '.join(recipes)}{views}): val accuracy "
           f"{ev.accuracy:.4f} (members {each}), macro-F1 {ev.macro_f1:.4f}\n"
           f"  MLflow run {tracker.run_id} in experiment '{experiment}'\n  outputs: {out}")
     return tracker.run_id, metrics
@@ -190,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", help="with --top: only runs of this experiment config (preset.experiment)")
     parser.add_argument("--top", type=int, default=0, help="ensemble the N best finished runs of --experiment")
     parser.add_argument("--tta", action="store_true", help="also average over horizontally flipped images")
+    parser.add_argument("--tta-shift", type=int, default=0, choices=range(9), metavar="PIXELS",
+                        help="with --tta: also over the images shifted this many pixels up, down, left, right")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI")
                         or f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     parser.add_argument("--out", type=Path, default=None, help="folder for the report and confusion matrix")
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             from mlflow.tracking import MlflowClient
 
             run_ids += top_runs(MlflowClient(args.tracking_uri), args.experiment, args.recipe, args.top)
-        run_ensemble(args.tracking_uri, run_ids, args.tta, args.experiment, args.out)
+        run_ensemble(args.tracking_uri, run_ids, args.tta, args.experiment, args.out, args.tta_shift)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

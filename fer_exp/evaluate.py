@@ -36,23 +36,43 @@ class Evaluation:
         return out
 
 
-def predict(model, batches, n_batches: int, tta: bool = False):
+def predict(model, batches, n_batches: int, tta: bool = False, tta_shift: int = 0):
     """Integer labels and class probabilities over the first ``n_batches`` batches; with
-    ``tta``, also the probabilities averaged with those of the horizontally flipped images."""
-    labels, probs, flipped = [], [], []
+    ``tta``, also the probabilities averaged over the test-time views of each image
+    (``tta_views``: the image and its mirror, and with ``tta_shift`` their shifted copies)."""
+    labels, probs, averaged = [], [], []
     # A Keras generator is indexed (its iterator protocol never stops); tf.data is iterated.
     stream = (batches[i] for i in range(n_batches)) if hasattr(batches, "__getitem__") else batches
     for i, (x, y) in enumerate(stream):
         if i >= n_batches:
             break
-        probs.append(_probabilities(model, x))
-        if tta:
-            flipped.append(_probabilities(model, np.asarray(x)[:, :, ::-1]))
+        x = np.asarray(x)
+        if tta:  # all views of a batch in one call: one big batch is faster than ten small ones
+            views = tta_views(x, tta_shift)
+            p = _probabilities(model, np.concatenate(views)).reshape(len(views), len(x), -1)
+            probs.append(p[0])
+            averaged.append(p.mean(axis=0))
+        else:
+            probs.append(_probabilities(model, x))
         labels.append(to_labels(y))
     y_true, y_prob = np.concatenate(labels), np.concatenate(probs)
     if tta:
-        return y_true, y_prob, (y_prob + np.concatenate(flipped)) / 2
+        return y_true, y_prob, np.concatenate(averaged)
     return y_true, y_prob
+
+
+def tta_views(x: np.ndarray, shift: int = 0) -> list[np.ndarray]:
+    """The batch itself first, then: with ``shift``, the batch moved ``shift`` pixels up, down,
+    left and right (edge pixels repeated, as ``fill_mode=nearest`` training shifts fill them),
+    and all of these mirrored left-right. FER models are trained on small shifts and flips, so
+    averaging over them removes some of the dependence on where exactly the face sits."""
+    views = [x]
+    if shift:
+        h, w = x.shape[1:3]
+        padded = np.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
+        for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
+            views.append(padded[:, shift + dy:shift + dy + h, shift + dx:shift + dx + w])
+    return views + [v[:, :, ::-1] for v in views]
 
 
 def _probabilities(model, x) -> np.ndarray:

@@ -215,7 +215,7 @@ def _evaluate_and_log(model, inputs, cfg: RunConfig, tracker: Tracker, out: Path
     n_batches = min(inputs.val_batches, cfg.limit_val_batches or inputs.val_batches)
     extra: dict[str, float] = {}
     if cfg.tta:
-        y_true, y_prob, y_tta = predict(model, inputs.val, n_batches, tta=True)
+        y_true, y_prob, y_tta = predict(model, inputs.val, n_batches, tta=True, tta_shift=cfg.tta_shift)
         tta = evaluate(y_true, y_tta, inputs.class_names)
         extra.update({"val_accuracy_tta": tta.accuracy, "val_macro_f1_tta": tta.macro_f1})
     else:

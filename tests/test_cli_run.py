@@ -145,12 +145,13 @@ def test_tta_metrics_and_time_budget(tmp_path):
     from fer_exp.app import compose
     from fer_exp.runner import JobInfo, run
 
-    cfg = compose(["tta=true", "epochs=5", "limit_train_batches=2", "limit_val_batches=2", "preview_images=0",
+    cfg = compose(["tta=true", "tta_shift=1", "epochs=5", "limit_train_batches=2", "limit_val_batches=2", "preview_images=0",
                    "schedule=cosine", "time_budget_min=0.001", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
     result = run(cfg, JobInfo(output_dir=tmp_path / "out"))
     assert result.epochs_run == 1  # the budget stops after the first epoch
     _, (r,) = mlflow_runs(tmp_path / "mlflow.db")
     assert {"val_accuracy_tta", "val_macro_f1_tta"} <= set(r.data.metrics)
+    assert r.data.params["tta_shift"] == "1"
     assert r.data.metrics["budget_epochs"] == 1  # the plan, per epoch, in MLflow
 
 

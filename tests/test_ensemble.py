@@ -62,6 +62,8 @@ def test_cli_picks_the_top_runs_and_refuses_mixed_data(members):
         run_ensemble(uri, [a.run_id, other.run_id])
     with pytest.raises(UserError, match="at least 2"):
         run_ensemble(uri, [a.run_id, a.run_id])
+    with pytest.raises(UserError, match="--tta-shift shifts the test-time views: add --tta"):
+        run_ensemble(uri, [a.run_id, b.run_id], tta_shift=2)
 
 
 def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members, tmp_path):
@@ -72,7 +74,7 @@ def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members,
 
     tmp, (a, b) = members
     uri = f"sqlite:///{tmp}/mlflow.db"
-    run_id, _ = run_ensemble(uri, [a.run_id, b.run_id], tta=True, out_dir=tmp_path / "ens")
+    run_id, _ = run_ensemble(uri, [a.run_id, b.run_id], tta=True, out_dir=tmp_path / "ens", tta_shift=1)
     record = tmp_path / "runs.json"
     proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--tracking-uri", uri, "--experiment", "none",
                            "--ablation", "fer_exp", "--record", str(record), "--out", str(tmp_path / "b.md")],
@@ -82,3 +84,5 @@ def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members,
     assert records[run_id]["section"] == "main" and records[a.run_id]["section"] == records[b.run_id]["section"] == "ablation"
     # built with --tta, the ensemble's accuracy is a TTA accuracy and fills that column
     assert records[run_id]["val_accuracy_tta"] == records[run_id]["best_val_accuracy"] is not None
+    assert records[run_id]["tta_views"] == "flip + 1 px shifts"
+    assert "| flip + 1 px shifts |" in (tmp_path / "b.md").read_text()

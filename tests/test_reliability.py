@@ -188,6 +188,7 @@ BAD_CONFIGS = [
     (["data=fer2013"], "data.root"),
     (["data=fer2013", "data.root=@FILE@"], "data.root is not a folder"),
     (["data=fer2013", "data.root=@DIR@", "batch_size=64"], "batch_size=64 is larger than the train split (12 images)"),
+    (["tta_shift=2"], "tta_shift=2 shifts the test-time views of tta: set tta=true too"),
     (["resume=/no/such/run"], "resume='/no/such/run' is neither a run folder nor an MLflow run id"),
 ]
 
