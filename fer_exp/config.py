@@ -437,6 +437,8 @@ def format_validation_error(exc: ValidationError, container: dict[str, Any]) -> 
                          f"are in fer_exp/config.py and conf/)")
         elif err["type"] == "missing":
             lines.append(f"{key}: required but not set")
+        elif not key_parts:  # a check across keys: its message names them (the value is the whole config)
+            lines.append(msg)
         else:
             lines.append(f"{key}={_lookup(container, key_parts)!r}: {msg}")
     return "invalid config:\n  " + "\n  ".join(dict.fromkeys(lines))
