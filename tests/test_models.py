@@ -140,4 +140,5 @@ def test_precision_benchmark_compares_the_three_variants():
     (model, figures), = json.loads(proc.stdout.strip().splitlines()[-1])["img_s"].items()
     assert model == "small_cnn model.filters=[8,16]" and figures["params"] > 0
     assert min(figures[v] for v in ("float32", "bf16, Keras BN", "bf16, fused BN")) > 0
-    assert figures["speedup"] == pytest.approx(figures["bf16, fused BN"] / figures["float32"], rel=0.01)
+    # the speed-up is printed to 2 decimals: within 0.005 of the ratio of the (rounded) figures
+    assert figures["speedup"] == pytest.approx(figures["bf16, fused BN"] / figures["float32"], abs=0.006)
