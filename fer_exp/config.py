@@ -318,6 +318,9 @@ class ThreadsConfig(_Strict):
     inter_op: NonNegativeInt = 0
 
 
+TTA_MAX_SHIFT = 8  # pixels: test-time views are small moves of the face (a sixth of a 48-px image)
+
+
 class RunConfig(_Strict):
     data: DataConfig
     augmentation: AugmentationConfig
@@ -339,7 +342,7 @@ class RunConfig(_Strict):
     time_budget_fit_schedule: bool = True
     tta: bool = False  # also evaluate with horizontal-flip test-time augmentation (*_tta metrics)
     # with tta: also average over the image shifted this many pixels up, down, left, right (10 views)
-    tta_shift: Annotated[int, Field(ge=0, le=8)] = 0
+    tta_shift: Annotated[int, Field(ge=0, le=TTA_MAX_SHIFT)] = 0
     # half-precision compute, float32 weights: bfloat16 for CPUs with AMX/AVX512-BF16 (and recent
     # GPUs), float16 for GPUs with tensor cores, auto = whichever this machine computes natively
     mixed_precision: Literal["off", "auto", "bfloat16", "float16"] = "off"

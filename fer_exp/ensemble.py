@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_exp.config import RunConfig, validate
+from fer_exp.config import TTA_MAX_SHIFT, RunConfig, validate
 from fer_exp.errors import UserError
 
 log = logging.getLogger("fer_exp.ensemble")
@@ -125,7 +125,7 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from fer_exp.evaluate import evaluate, leak_free
+    from fer_exp.evaluate import evaluate, leak_free, tta_label
     from fer_exp.plots import confusion_matrix_png
     from fer_exp.tracking import Tracker, tracked_run
 
@@ -179,7 +179,7 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
                              f"ensemble of {len(members)} — val accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}")
         tracker.log_artifact(out, "ensemble")
     each = ", ".join(f"{metrics[f'member_accuracy.{i}']:.4f}" for i in range(len(members)))
-    views = (f", flip + {tta_shift} px shift TTA" if tta_shift else ", flip TTA") if tta else ""
+    views = f", {tta_label(tta_shift)} TTA" if tta else ""
     print(f"\nensemble of {len(members)} ({', '.join(recipes)}{views}): val accuracy "
           f"{ev.accuracy:.4f} (members {each}), macro-F1 {ev.macro_f1:.4f}\n"
           f"  MLflow run {tracker.run_id} in experiment '{experiment}'\n  outputs: {out}")
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", help="with --top: only runs of this experiment config (preset.experiment)")
     parser.add_argument("--top", type=int, default=0, help="ensemble the N best finished runs of --experiment")
     parser.add_argument("--tta", action="store_true", help="also average over horizontally flipped images")
-    parser.add_argument("--tta-shift", type=int, default=0, choices=range(9), metavar="PIXELS",
+    parser.add_argument("--tta-shift", type=int, default=0, choices=range(TTA_MAX_SHIFT + 1), metavar="PIXELS",
                         help="with --tta: also over the images shifted this many pixels up, down, left, right")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI")
                         or f"sqlite:///{Path.cwd() / 'mlflow.db'}")

@@ -75,6 +75,11 @@ def tta_views(x: np.ndarray, shift: int = 0) -> list[np.ndarray]:
     return views + [v[:, :, ::-1] for v in views]
 
 
+def tta_label(shift: int = 0) -> str:
+    """What ``tta_views`` averages, as run reports and the benchmark table name it."""
+    return f"flip + {shift} px shifts" if shift else "flip"
+
+
 def _probabilities(model, x) -> np.ndarray:
     p = np.asarray(model.predict_on_batch(x))
     return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p  # binary: one sigmoid unit

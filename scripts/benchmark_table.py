@@ -17,6 +17,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fer_exp.evaluate import tta_label
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
@@ -56,7 +58,7 @@ def _tta_views(params: dict) -> str | None:
     """How the TTA column's accuracy was averaged: "flip", or "flip + 2 px shifts"."""
     tta = params.get("ensemble.tta", params.get("tta", "")).lower() == "true"
     shift = int(float(params.get("ensemble.tta_shift", params.get("tta_shift", 0))))
-    return (f"flip + {shift} px shifts" if shift else "flip") if tta else None
+    return tta_label(shift) if tta else None
 
 
 def _pct(v):
@@ -185,7 +187,7 @@ def main(argv=None) -> int:
     records = {r["run_id"]: r for r in json.loads(args.record.read_text())} if args.record.exists() else {}
     for rec in records.values():  # recorded before runs logged env.precision (all float32 then)
         rec.setdefault("precision", "float32")  # and before shifted TTA views existed
-        rec.setdefault("tta_views", "flip" if rec.get("val_accuracy_tta") is not None else None)
+        rec.setdefault("tta_views", tta_label() if rec.get("val_accuracy_tta") is not None else None)
     added = 0
     if args.tracking_uri:
         from mlflow.tracking import MlflowClient
