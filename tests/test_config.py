@@ -152,6 +152,15 @@ def test_ensemble_members_are_the_60_minute_recipe_in_bfloat16(tmp_path):
     assert members == {k: v for k, v in recipe.items() if k not in longer}
 
 
+def test_unweighted_ensemble_differs_from_the_ensemble_recipe_only_in_class_weights(tmp_path):
+    weighted = compose(["experiment=fer2013_ensemble", f"data.root={tmp_path}"]).to_tree()
+    unweighted = compose(["experiment=fer2013_ensemble_noweights", f"data.root={tmp_path}"]).to_tree()
+    changed = {"class_weight": "none", "time_budget_min": 42, "tta_shift": 2}
+    assert {k: unweighted.pop(k) for k in changed} == changed
+    assert weighted.pop("class_weight") == "balanced"
+    assert unweighted == {k: v for k, v in weighted.items() if k not in changed}
+
+
 @pytest.mark.parametrize("value,policy", [("false", "float32"), ("off", "float32"), ("true", "mixed_float16"),
                                           ("bfloat16", "mixed_bfloat16"), ("float16", "mixed_float16")])
 def test_mixed_precision_values(value, policy):
