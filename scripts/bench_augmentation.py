@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_input import rate  # noqa: E402  (scripts/ is on sys.path when a script in it runs)
 
-from fer_exp.app import compose  # noqa: E402
+from fer_exp.config import compose  # noqa: E402
 from fer_exp.data.sources import load_splits  # noqa: E402
 
 BATCH = 64

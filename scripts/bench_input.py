@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fer_exp.app import compose  # noqa: E402
+from fer_exp.config import compose  # noqa: E402
 from fer_exp.data.sources import load_splits  # noqa: E402
 
 BATCH = 128

@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fer_exp import models  # noqa: E402
-from fer_exp.app import compose  # noqa: E402
-from fer_exp.hardware import cpu_name, native_bfloat16  # noqa: E402
+from fer_exp.config import compose  # noqa: E402
+from fer_exp.models import base as model_base  # noqa: E402
+from fer_exp.training.hardware import cpu_name, native_bfloat16  # noqa: E402
 
 ZOO = ["small_cnn", "small_cnn model.filters=[32,64,128,256]", "mini_xception", "resnet", "vgg_fer model.width=0.5",
        "seed_cnn"]
@@ -41,12 +41,11 @@ def train_rate(overrides: list[str], policy: str, fused: bool, batch: int, steps
     import tensorflow as tf
 
     keras.mixed_precision.set_global_policy(policy)
-    build_norm = models.batch_norm if fused else (lambda **kw: keras.layers.BatchNormalization(**kw))
-    original, models.batch_norm = models.batch_norm, build_norm
+    model_base.FUSED_HALF_PRECISION_BN = fused
     try:
         model = compose(overrides).model.build((48, 48, 1), 7)
     finally:
-        models.batch_norm = original
+        model_base.FUSED_HALF_PRECISION_BN = True
         keras.mixed_precision.set_global_policy("float32")
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy", jit_compile=False)
     rng = np.random.default_rng(0)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fer_exp.app import compose
 from fer_exp.augment import params as P
-from fer_exp.augment.warp import apply_transform, featurewise_stats, standardize
+from fer_exp.augment.pipeline import apply_transform, featurewise_stats, standardize
+from fer_exp.config import compose
 from fer_exp.data.cache import decode_image
 from fer_exp.data.folders import scan_dataset
 from fer_exp.data.sources import load_splits

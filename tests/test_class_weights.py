@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_exp.class_weights import balanced_class_weights, by_name
+from fer_exp.data.class_weights import balanced_class_weights, by_name
 
 
 def test_balanced_weights_by_hand():

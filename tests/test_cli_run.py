@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_exp.class_weights import balanced_class_weights
+from fer_exp.data.class_weights import balanced_class_weights
 from fer_exp.data.synthetic import CLASS_NAMES, class_counts
 from tests.conftest import artifact_paths, mlflow_runs, run_cli
 
@@ -142,8 +142,8 @@ def test_console_script_is_installed(tmp_path):
 
 
 def test_tta_metrics_and_time_budget(tmp_path):
-    from fer_exp.app import compose
-    from fer_exp.runner import JobInfo, run
+    from fer_exp.config import compose
+    from fer_exp.runs import JobInfo, run
 
     cfg = compose(["tta=true", "tta_shift=1", "epochs=5", "limit_train_batches=2", "limit_val_batches=2", "preview_images=0",
                    "schedule=cosine", "time_budget_min=0.001", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
@@ -156,10 +156,10 @@ def test_tta_metrics_and_time_budget(tmp_path):
 
 
 def test_bfloat16_run_trains_in_bfloat16_and_says_so(tmp_path):
-    from fer_exp.app import compose
-    from fer_exp.keras_objects import FusedBatchNormalization
-    from fer_exp.runner import JobInfo, run
-    from fer_exp.train import load_checkpoint
+    from fer_exp.config import compose
+    from fer_exp.models.layers import FusedBatchNormalization
+    from fer_exp.runs import JobInfo, run
+    from fer_exp.training.fit import load_checkpoint
 
     cfg = compose(["mixed_precision=bfloat16", "epochs=2", "limit_train_batches=3", "limit_val_batches=2",
                    "preview_images=0", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fer_exp.app import compose
+from fer_exp.config import compose
 from fer_exp.errors import ConfigError
 from tests.conftest import REPO, run_cli
 
@@ -119,7 +119,7 @@ def test_cli_rejects_bad_config_fast_without_tensorflow(workdir):
 
 
 def test_config_validation_does_not_import_tensorflow():
-    code = "import sys; from fer_exp.app import compose; compose(['augmentation=heavy']); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    code = "import sys; from fer_exp.config import compose; compose(['augmentation=heavy']); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
 
@@ -164,14 +164,14 @@ def test_unweighted_ensemble_differs_from_the_ensemble_recipe_in_class_weights_b
 @pytest.mark.parametrize("value,policy", [("false", "float32"), ("off", "float32"), ("true", "mixed_float16"),
                                           ("bfloat16", "mixed_bfloat16"), ("float16", "mixed_float16")])
 def test_mixed_precision_values(value, policy):
-    from fer_exp.train import dtype_policy
+    from fer_exp.training.setup import dtype_policy
 
     assert dtype_policy(compose([f"mixed_precision={value}"]).mixed_precision) == policy
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
-    import fer_exp.hardware as hardware
-    import fer_exp.train as train
+    import fer_exp.training.hardware as hardware
+    import fer_exp.training.setup as train
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f", "amx_bf16", "amx_tile"})
     assert train.dtype_policy("auto") == "mixed_bfloat16"

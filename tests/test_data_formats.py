@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fer_exp.app import compose
-from fer_exp.config import FER2013_EMOTIONS
+from fer_exp.config import FER2013_EMOTIONS, compose
 from fer_exp.data.sources import load_splits
 from fer_exp.errors import ConfigError, DataError
-from fer_exp.runner import JobInfo, run
+from fer_exp.runs import JobInfo, run
 from tests.conftest import REPO, SHARED_FER2013, mlflow_runs
 
 SORTED = sorted(FER2013_EMOTIONS)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_exp.class_weights import balanced_class_weights
+from fer_exp.data.class_weights import balanced_class_weights
 from fer_exp.data.folders import scan_dataset
 from fer_exp.data.synthetic import CLASS_NAMES, SyntheticSpec, class_counts, ensure_synthetic_dataset, render_face
 from fer_exp.errors import DataError

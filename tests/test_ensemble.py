@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from fer_exp.app import compose
+from fer_exp.config import compose
 from fer_exp.errors import UserError
-from fer_exp.runner import JobInfo, run
+from fer_exp.runs import JobInfo, run
 from tests.conftest import mlflow_runs
 
 
@@ -27,7 +27,7 @@ def members(tmp_path_factory):
 
 
 def test_ensemble_run_holds_members_and_final_metrics(members, monkeypatch):
-    from fer_exp.ensemble import run_ensemble
+    from fer_exp.runs.ensemble import run_ensemble
 
     tmp, (a, b) = members
     monkeypatch.chdir(tmp)
@@ -56,7 +56,7 @@ def test_cli_picks_the_top_runs_and_refuses_mixed_data(members):
     assert "ensemble of 2 (small_cnn, flip TTA): val accuracy" in proc.stdout
 
     other = _train(tmp, "c", "data.n_val=300")
-    from fer_exp.ensemble import run_ensemble
+    from fer_exp.runs.ensemble import run_ensemble
 
     with pytest.raises(UserError, match=r"data\.n_val differ"):
         run_ensemble(uri, [a.run_id, other.run_id])
@@ -70,7 +70,7 @@ def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members,
     import json
     from pathlib import Path
 
-    from fer_exp.ensemble import run_ensemble
+    from fer_exp.runs.ensemble import run_ensemble
 
     tmp, (a, b) = members
     uri = f"sqlite:///{tmp}/mlflow.db"

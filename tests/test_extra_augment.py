@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_exp.app import compose
 from fer_exp.augment import extra, keras_idg
+from fer_exp.config import compose
 
 
 def _faces(n=16, seed=0) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fer_exp.app import compose
-from fer_exp.class_weights import balanced_class_weights, by_name
+from fer_exp.config import compose
+from fer_exp.data.class_weights import balanced_class_weights, by_name
 from fer_exp.data.sources import load_splits
 from tests.conftest import SHARED_FER2013
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_exp.app import compose
+from fer_exp.config import compose
 from tests.test_config import GROUPS
 
 
@@ -75,7 +75,7 @@ def test_fused_batch_norm_matches_keras_in_bfloat16(bfloat16_policy):
     import keras
     import tensorflow as tf
 
-    from fer_exp.keras_objects import FusedBatchNormalization
+    from fer_exp.models.layers import FusedBatchNormalization
 
     x = np.random.default_rng(0).normal(2.0, 3.0, (16, 12, 12, 8)).astype(np.float32)
     gamma, beta = np.linspace(0.5, 2, 8, dtype=np.float32), np.linspace(-1, 1, 8, dtype=np.float32)
@@ -99,7 +99,7 @@ def test_fused_batch_norm_matches_keras_in_bfloat16(bfloat16_policy):
 def test_fused_batch_norm_is_keras_itself_in_float32():
     import keras
 
-    from fer_exp.keras_objects import FusedBatchNormalization
+    from fer_exp.models.layers import FusedBatchNormalization
 
     x = np.random.default_rng(1).normal(size=(4, 6, 6, 3)).astype(np.float32)
     ref, fused = keras.layers.BatchNormalization(), FusedBatchNormalization()
@@ -112,8 +112,8 @@ def test_fused_batch_norm_is_keras_itself_in_float32():
 def test_every_model_trains_saves_and_loads_in_bfloat16(name, bfloat16_policy, tmp_path):
     import keras
 
-    from fer_exp.keras_objects import FusedBatchNormalization
-    from fer_exp.train import load_checkpoint
+    from fer_exp.models.layers import FusedBatchNormalization
+    from fer_exp.training.fit import load_checkpoint
 
     model = compose([f"model={name}"]).model.build((48, 48, 1), 7)
     assert any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)

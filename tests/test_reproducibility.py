@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fer_exp.app import compose
-from fer_exp.runner import JobInfo, run
+from fer_exp.config import compose
+from fer_exp.runs import JobInfo, run
 from tests.conftest import mlflow_runs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_exp.app import compose
+from fer_exp.config import compose
 
 
 def _curve(overrides, steps_per_epoch=10, epochs=10):
@@ -50,7 +50,7 @@ def test_constant_and_plateau():
 def test_model_compiled_with_onecycle_saves_and_loads(tmp_path):
     import keras
 
-    from fer_exp.train import build_optimizer
+    from fer_exp.training.fit import build_optimizer
 
     cfg = compose(["schedule=onecycle", "optimizer=adamw"])
     model = cfg.model.build((48, 48, 1), 7)
@@ -62,7 +62,7 @@ def test_model_compiled_with_onecycle_saves_and_loads(tmp_path):
 
 
 def _fitted(overrides, steps_per_epoch=10, epochs=10):
-    from fer_exp.keras_objects import BudgetFittedSchedule
+    from fer_exp.training.keras_objects import BudgetFittedSchedule
 
     cfg = compose(overrides + [f"epochs={epochs}", "optimizer.learning_rate=0.01", "time_budget_min=60"])
     inner = cfg.schedule.learning_rate(cfg.optimizer.learning_rate, steps_per_epoch, epochs)
@@ -91,7 +91,7 @@ def test_budget_fitted_cosine_anneals_fully_in_the_epochs_that_fit():
 def test_budget_fitted_schedule_is_checkpointed_with_its_fit(tmp_path):
     import keras
 
-    from fer_exp.train import build_optimizer
+    from fer_exp.training.fit import build_optimizer
 
     cfg = compose(["schedule=onecycle", "optimizer=adamw", "epochs=10", "time_budget_min=5"])
     model = cfg.model.build((48, 48, 1), 7)
@@ -107,10 +107,9 @@ def test_budget_fitted_schedule_is_checkpointed_with_its_fit(tmp_path):
 
 
 def test_time_budget_plans_epochs_refits_and_stops(monkeypatch):
-    import keras
 
-    from fer_exp import callbacks
-    from fer_exp.train import build_optimizer
+    from fer_exp.training import callbacks
+    from fer_exp.training.fit import build_optimizer
 
     cfg = compose(["schedule=cosine", "schedule.warmup_epochs=0", "epochs=10", "time_budget_min=1"])
     model = cfg.model.build((48, 48, 1), 7)
@@ -134,7 +133,7 @@ def test_time_budget_plans_epochs_refits_and_stops(monkeypatch):
 
 
 def test_without_a_budget_or_when_switched_off_the_schedule_is_not_wrapped():
-    from fer_exp.train import build_optimizer
+    from fer_exp.training.fit import build_optimizer
 
     for overrides in (["schedule=cosine"], ["schedule=cosine", "time_budget_min=5", "time_budget_fit_schedule=false"]):
         opt = build_optimizer(compose(overrides), 10)

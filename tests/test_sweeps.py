@@ -121,7 +121,7 @@ def test_sweep_logs_to_a_tracking_server_over_http_without_leaking_credentials(t
 
 
 def test_comparison_labels_name_only_what_differs():
-    from fer_exp.compare import _label, shared_overrides
+    from fer_exp.analysis.compare import _label, shared_overrides
 
     rows = [{"overrides": f"augmentation={a} epochs=10 experiment_name=demo", "job": str(i), "run": f"r{i}"}
             for i, a in enumerate(["none", "seed"])]

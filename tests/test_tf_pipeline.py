@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_exp.app import compose
+from fer_exp.config import compose
 from fer_exp.data import cache as cache_mod
 from fer_exp.data.cache import decoded_images
 from fer_exp.data.folders import scan_dataset

@@ -6,9 +6,8 @@ import pytest
 import requests
 from omegaconf import OmegaConf
 
-from fer_exp import tracking
-from fer_exp.redact import redact_text, redact_tree, secret_keys
-from fer_exp.tracking import Tracker, flatten
+from fer_exp.tracking import Tracker, flatten, journal, tracker
+from fer_exp.tracking.redact import redact_text, redact_tree, secret_keys
 
 
 class FlakyClient:
@@ -36,10 +35,9 @@ class FlakyClient:
 
 
 def test_calls_are_journaled_while_down_and_delivered_in_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(tracking, "RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(tracker, "RETRY_SECONDS", 0.0)
     client = FlakyClient()
-    t = Tracker(client, "run1", "0", "http://store")
-    t.use_journal(tmp_path)
+    t = Tracker(client, "run1", "http://store", journal_dir=tmp_path)
     t.log_metrics({"loss": 1.0}, step=1)
     client.down = True
     t.log_metrics({"loss": 0.9}, step=2)  # goes to the journal, training goes on
@@ -52,13 +50,12 @@ def test_calls_are_journaled_while_down_and_delivered_in_order(tmp_path, monkeyp
     t.end("FINISHED")
     assert [c[0] for c in client.calls] == ["batch", "batch", "batch", "artifact", "batch", "end"]
     assert [c[1] for c in client.calls if c[0] == "batch" and c[1]] == [[("loss", 1)], [("loss", 2)], [("loss", 3)]]
-    assert t.pending() == 0 and not (tmp_path / tracking.JOURNAL).exists()
+    assert t.pending() == 0 and not (tmp_path / journal.JOURNAL).exists()
 
 
 def test_end_while_down_keeps_everything_for_sync(tmp_path, caplog):
     client = FlakyClient()
-    t = Tracker(client, "run1", "0", "http://u:p@store")
-    t.use_journal(tmp_path)
+    t = Tracker(client, "run1", "http://u:p@store", journal_dir=tmp_path)
     client.down = True
     t.log_metrics({"loss": 1.0}, step=1)
     t.end("FINISHED")
@@ -73,15 +70,14 @@ def test_rejected_request_is_not_swallowed(tmp_path):
         def log_batch(self, *args, **kwargs):
             raise ValueError("INVALID_PARAMETER_VALUE: param changed")
 
-    t = Tracker(Rejecting(), "run1", "0", "http://store")
-    t.use_journal(tmp_path)
+    t = Tracker(Rejecting(), "run1", "http://store", journal_dir=tmp_path)
     with pytest.raises(ValueError):
         t.log_params({"a": 1})
 
 
 def test_flatten_batches_respect_mlflow_limits(tmp_path):
     client = FlakyClient()
-    t = Tracker(client, "run1", "0", "sqlite://")
+    t = Tracker(client, "run1", "sqlite://")
     t.log_params({f"p{i}": "x" * 7000 for i in range(250)})
     assert [len(c[2]) for c in client.calls] == [100, 100, 50]
     assert flatten({"a": {"b": [1, 2]}}) == {"a.b": "[1, 2]"}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from fer_exp.augment.resample import warp
 from fer_exp.config import AugmentationConfig
 
 
@@ -63,8 +64,6 @@ def apply_per_image(x: np.ndarray, aug: AugmentationConfig, rng: np.random.Gener
 
 
 def _resized_crop(img: np.ndarray, aug, rng) -> np.ndarray:
-    from fer_exp.augment.warp import warp
-
     rows, cols = img.shape[:2]
     area = rng.uniform(*aug.crop_scale) * rows * cols
     ratio = np.exp(rng.uniform(np.log(aug.crop_ratio[0]), np.log(aug.crop_ratio[1])))

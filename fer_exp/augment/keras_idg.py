@@ -44,7 +44,3 @@ def val_kwargs(aug: AugmentationConfig) -> dict[str, Any]:
     """Validation images are standardized like the training images but never transformed."""
     return {key: getattr(aug, key) for key in NORMALIZATION_KEYS}
 
-
-def needs_fit(aug: AugmentationConfig) -> bool:
-    """Featurewise statistics must be fitted on the training images first."""
-    return aug.featurewise_center or aug.featurewise_std_normalization

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 DECODER_VERSION = 2  # 2: unreadable images are recorded, not fatal
 # Keras's load_img resize filters.
-_RESAMPLE = {
+RESAMPLE_FILTERS = {
     "nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
     "hamming": Image.HAMMING, "box": Image.BOX, "lanczos": Image.LANCZOS,
 }
@@ -55,7 +55,7 @@ def decode_image(path: str, pic_size: int, color_mode: str, interpolation: str) 
         with Image.open(path) as img:
             img = img.convert({"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}[color_mode])
             if img.size != (pic_size, pic_size):
-                img = img.resize((pic_size, pic_size), _RESAMPLE[interpolation])
+                img = img.resize((pic_size, pic_size), RESAMPLE_FILTERS[interpolation])
             arr = np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from None

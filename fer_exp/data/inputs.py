@@ -8,11 +8,20 @@ from typing import Any, Callable
 import numpy as np
 
 
+def limited(batches: int, limit: int | None) -> int:
+    """The batches an epoch or an evaluation uses: all of them, or the debug ``limit_*_batches``.
+
+    >>> limited(10, None), limited(10, 3), limited(10, 30)
+    (10, 3, 10)
+    """
+    return min(batches, limit or batches)
+
+
 @dataclass
 class InputData:
+    """What a pipeline (:mod:`~fer_exp.data.tf_pipeline`, :mod:`~fer_exp.data.keras_pipeline`) hands to training."""
+
     class_names: tuple[str, ...]
-    train_labels: np.ndarray  # integer labels of the whole train split
-    val_labels: np.ndarray
     input_shape: tuple[int, int, int]
     train: Any  # iterable of (images, one-hot labels) batches accepted by model.fit
     val: Any

@@ -11,11 +11,13 @@ import contextlib
 import io
 import logging
 
+import keras
 import numpy as np
 
 from fer_exp.augment import extra, keras_idg
-from fer_exp.augment.warp import featurewise_stats
+from fer_exp.augment.pipeline import featurewise_stats, needs_featurewise_stats
 from fer_exp.config import RunConfig
+from fer_exp.data.class_weights import as_array
 from fer_exp.data.inputs import InputData
 from fer_exp.data.sources import Splits
 from fer_exp.data.table import ImageTable
@@ -31,7 +33,7 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
     data = cfg.data
     train_gen = ImageDataGenerator(**keras_idg.train_kwargs(cfg.augmentation))
     eval_gen = ImageDataGenerator(**keras_idg.val_kwargs(cfg.augmentation))
-    if keras_idg.needs_fit(cfg.augmentation):
+    if needs_featurewise_stats(cfg.augmentation):
         # What ImageDataGenerator.fit computes, in float64 chunks instead of a float32 copy.
         train_gen.mean, train_gen.std = featurewise_stats(splits.train.images, cfg.augmentation.rescale)
         eval_gen.mean, eval_gen.std = train_gen.mean, train_gen.std
@@ -63,8 +65,7 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
     train.total_batches_seen = initial_epoch * len(train)
     mixing = extra.has_mixing(cfg.augmentation)
     if mixing:  # batch ops after the generator: soft labels and per-sample class weights
-        weights = np.array([class_weights[i] for i in range(k)], np.float32) if class_weights else None
-        train = _Mixed(train, cfg.augmentation, cfg.seed, weights)
+        train = Mixed(train, cfg.augmentation, cfg.seed, as_array(class_weights, k))
     val = flow(eval_gen, splits.val, dirs["val"], shuffle=False)
     test = flow(eval_gen, splits.test, dirs["test"], shuffle=False) if splits.test is not None else None
 
@@ -73,7 +74,7 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
         with contextlib.redirect_stdout(io.StringIO()):  # not a second "Found N images" line
             it = flow(train_gen, splits.train, dirs["train"], shuffle=True)
         if mixing:
-            it = _Mixed(it, cfg.augmentation, cfg.seed, None)
+            it = Mixed(it, cfg.augmentation, cfg.seed, None)
         images, labels = [], []
         for i in range(len(it)):
             x, y = it[i][:2]
@@ -85,8 +86,6 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
 
     return InputData(
         class_names=splits.class_names,
-        train_labels=splits.train.labels,
-        val_labels=splits.val.labels,
         input_shape=splits.train.images.shape[1:],
         train=train,
         val=val,
@@ -100,31 +99,23 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
     )
 
 
-def _mixed_class():
-    import keras
+class Mixed(keras.utils.PyDataset):
+    """A generator's batches with mixup/cutmix applied (:func:`fer_exp.augment.extra.mix_batch`),
+    seeded per batch so a resumed run continues the same stream."""
 
-    class Mixed(keras.utils.PyDataset):
-        """A generator's batches with mixup/cutmix applied (fer_exp.augment.extra.mix_batch)."""
+    def __init__(self, source, aug, seed: int, class_weights):
+        super().__init__()
+        self.source, self.aug, self.seed, self.class_weights = source, aug, seed, class_weights
+        self.total_batches_seen = 0
 
-        def __init__(self, source, aug, seed: int, class_weights):
-            super().__init__()
-            self.source, self.aug, self.seed, self.class_weights = source, aug, seed, class_weights
-            self.total_batches_seen = 0
+    def __len__(self):
+        return len(self.source)
 
-        def __len__(self):
-            return len(self.source)
+    def __getitem__(self, i):
+        x, y = self.source[i]
+        rng = np.random.default_rng([self.seed, 2, self.total_batches_seen])
+        self.total_batches_seen += 1
+        return extra.mix_batch(x, y, self.aug, rng, self.class_weights)
 
-        def __getitem__(self, i):
-            x, y = self.source[i]
-            rng = np.random.default_rng([self.seed, 2, self.total_batches_seen])
-            self.total_batches_seen += 1
-            return extra.mix_batch(x, y, self.aug, rng, self.class_weights)
-
-        def on_epoch_end(self):
-            self.source.on_epoch_end()
-
-    return Mixed
-
-
-def _Mixed(source, aug, seed, class_weights):  # noqa: N802  (a class, built once Keras is imported)
-    return _mixed_class()(source, aug, seed, class_weights)
+    def on_epoch_end(self):
+        self.source.on_epoch_end()

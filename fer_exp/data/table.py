@@ -22,13 +22,9 @@ class ImageTable:
         return len(self.labels)
 
     def counts(self) -> dict[str, int]:
+        """Images per class name, every class included."""
         per_class = np.bincount(self.labels, minlength=len(self.class_names))
         return dict(zip(self.class_names, per_class.tolist()))
-
-    def name(self, i: int) -> str:
-        if self.ids is not None:
-            return self.ids[i]
-        return self.paths[i] if self.paths is not None else f"item {i}"
 
     def subset(self, keep: np.ndarray) -> ImageTable:
         """The rows where ``keep`` (bool mask or indices) holds, in order."""

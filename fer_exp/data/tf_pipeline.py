@@ -16,9 +16,16 @@ import numpy as np
 
 from fer_exp.augment import extra
 from fer_exp.augment import params as transform_params
-from fer_exp.augment.warp import apply_transform, featurewise_stats, is_geometric, standardize
+from fer_exp.augment.pipeline import (
+    apply_transform,
+    featurewise_stats,
+    is_geometric,
+    needs_featurewise_stats,
+    standardize,
+)
 from fer_exp.config import AugmentationConfig, RunConfig
-from fer_exp.data.inputs import InputData
+from fer_exp.data.class_weights import as_array
+from fer_exp.data.inputs import InputData, limited
 from fer_exp.data.sources import Splits
 from fer_exp.data.targets import target_shape, targets, to_labels
 
@@ -115,13 +122,13 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
     for _, table in splits.items():  # the line users know from flow_from_directory
         print(f"Found {len(table)} images belonging to {len(splits.class_names)} classes.")
     mean = std = None
-    if aug.featurewise_center or aug.featurewise_std_normalization:
+    if needs_featurewise_stats(aug):
         mean, std = featurewise_stats(train_x, aug.rescale)
 
     k, mode = len(splits.class_names), data.class_mode
     train_batches = -(-len(train_x) // cfg.batch_size)
-    steps = min(train_batches, cfg.limit_train_batches or train_batches)
-    weights = np.array([class_weights[i] for i in range(k)], np.float32) if class_weights else None
+    steps = limited(train_batches, cfg.limit_train_batches)
+    weights = as_array(class_weights, k)
     make_train = TrainBatches(train_x, splits.train.labels, k, aug, cfg.batch_size, steps, cfg.seed, mean, std, mode,
                               weights)
     shape, y_shape = train_x.shape[1:], target_shape(k, mode)
@@ -141,8 +148,6 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
 
     return InputData(
         class_names=splits.class_names,
-        train_labels=splits.train.labels,
-        val_labels=splits.val.labels,
         input_shape=shape,
         train=_dataset(make_train, None, shape, y_shape, threads, start=initial_epoch * steps,
                        weighted=make_train.sample_weights),

@@ -1,0 +1,178 @@
+"""Compare runs: which setting helped? A table (CSV + Markdown) and a picture.
+
+The command is ``python -m fer_exp.compare`` (:mod:`fer_exp.cli.compare`). One row per run: the params that differ between the runs, the chosen metric,
+best validation accuracy, validation macro-F1, F1 of the rarest class, epochs run and wall
+time. The PNG holds a bar chart of the metric per setting and every run's validation-accuracy
+curve. For a sweep, the files are also logged to its MLflow parent run.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fer_exp.analysis.plots import pyplot
+from fer_exp.errors import UserError
+from fer_exp.tracking.redact import redact_text
+from fer_exp.tracking.store import child_runs
+
+# Params that describe the environment or bookkeeping rather than a setting under comparison.
+_IGNORED = ("env.", "data.resolved_root", "run_name", "resume", "tracking_uri", "data.cache_dir")
+
+
+@dataclass
+class Report:
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    markdown: str
+    files: list[Path] = field(default_factory=list)
+    best: tuple[str, float] | None = None
+
+
+def differing_params(runs) -> list[str]:
+    keys = sorted({k for r in runs for k in r.data.params if not k.startswith(_IGNORED)})
+    return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
+
+
+def rarest_class(runs) -> str | None:
+    counts = {k.removeprefix("data.found.train."): int(v) for r in runs[:1]
+              for k, v in r.data.params.items() if k.startswith("data.found.train.")}
+    return min(counts, key=counts.get) if counts else None
+
+
+def compare_runs(client, runs, metric: str, out_dir: Path) -> Report:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = differing_params(runs)
+    rare = rarest_class(runs)
+    rows = []
+    for r in runs:
+        m = r.data.metrics
+        wall = ((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000 if r.info.start_time else None
+        row = {"run": r.info.run_name, "job": r.data.tags.get("hydra.job_num", ""),
+               "overrides": r.data.tags.get("overrides", ""), "status": r.info.status}
+        row.update({p: r.data.params.get(p, "") for p in params})
+        row.update({
+            metric: m.get(metric),
+            "best_val_accuracy": m.get("best_val_accuracy"),
+            "val_macro_f1": m.get("val_macro_f1"),
+            f"f1_{rare}": m.get(f"val_f1.{rare}") if rare else None,
+            "epochs": m.get("epochs_run"),
+            "train_time_s": m.get("train_time_s"),
+            "wall_time_s": wall,
+            "run_id": r.info.run_id,
+        })
+        rows.append(row)
+    rows.sort(key=lambda row: -(row[metric] if row[metric] is not None else float("-inf")))
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with open(out_dir / "comparison.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    markdown = _markdown(rows, columns)
+    (out_dir / "comparison.md").write_text(markdown)
+    png = _plot(client, runs, rows, params, metric, out_dir / "comparison.png")
+    scored = [row for row in rows if row[metric] is not None]
+    best = (scored[0]["run_id"], float(scored[0][metric])) if scored else None
+    return Report(rows, columns, markdown, [out_dir / "comparison.csv", out_dir / "comparison.md", png], best)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def _markdown(rows, columns) -> str:
+    shown = [c for c in columns if c not in ("run_id", "run")]  # overrides name the run better
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(_fmt(row[c]) for c in shown) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _short(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() and "." not in value else f"{number:.3g}"
+
+
+def shared_overrides(rows) -> set[str]:
+    """Overrides every run was given: they say nothing about what differs."""
+    sets = [set(row["overrides"].split()) for row in rows]
+    return set.intersection(*sets) if len(sets) > 1 else set()
+
+
+def _label(row, params, shared: set[str] = frozenset()) -> str:
+    """What was varied, compactly: the job's own overrides (else the differing params)."""
+    pairs = [o.split("=", 1) for o in row["overrides"].split()
+             if "=" in o and o not in shared and not o.startswith(("debug=", "hydra"))]
+    if not pairs:
+        pairs = [(p, str(row[p])) for p in params]
+    text = ", ".join(f"{k.lstrip('+~').split('.')[-1]}={_short(v)}" for k, v in pairs) or row["run"]
+    prefix = f"#{row['job']} " if row["job"] != "" else ""
+    text = prefix + text
+    return text if len(text) < 70 else text[:67] + "..."
+
+
+def _plot(client, runs, rows, params, metric, path: Path) -> Path:
+    plt = pyplot()
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(15, max(4.5, 0.45 * len(rows) + 2)))
+    shared = shared_overrides(rows)
+    labels = [_label(row, params, shared) for row in rows][::-1]
+    values = [row[metric] or 0.0 for row in rows][::-1]
+    colors = ["tab:blue" if row["status"] == "FINISHED" else "tab:gray" for row in rows][::-1]
+    bars.barh(range(len(values)), values, color=colors)
+    bars.set_yticks(range(len(values)), labels, fontsize=8)
+    for y, v in enumerate(values):
+        bars.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+    bars.set_xlabel(metric)
+    bars.set_xlim(min(values) * 0.9 if values and min(values) > 0 else 0, max(values + [0]) * 1.08 or 1)
+    bars.set_title(f"{metric} per setting")
+    by_id = {r.info.run_id: r for r in runs}
+    for row in rows:
+        history = sorted(client.get_metric_history(row["run_id"], "val_accuracy"), key=lambda m: m.step)
+        if history:
+            curves.plot([m.step for m in history], [m.value for m in history], marker="o", ms=2.5,
+                        label=_label(row, params, shared))
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("val_accuracy")
+    curves.set_title(f"validation accuracy ({len(by_id)} runs)")
+    curves.grid(alpha=0.3)
+    if curves.lines:
+        curves.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def select_runs(client, experiment: str | None = None, sweep: str | None = None) -> tuple[list, str | None]:
+    """The runs to compare and the sweep parent they belong to (None for a whole experiment):
+    the children of ``sweep``; else every training run of ``experiment``; else the latest sweep."""
+    experiments = [client.get_experiment_by_name(experiment)] if experiment else client.search_experiments()
+    experiments = [e for e in experiments if e is not None]
+    if not experiments:
+        raise UserError(f"no experiment {experiment!r} at {redact_text(client.tracking_uri)}")
+    ids = [e.experiment_id for e in experiments]
+    parent = sweep
+    if parent is None and experiment is None:
+        sweeps = client.search_runs(ids, filter_string="tags.`fer_exp.sweep_role` = 'parent'",
+                                    order_by=["attributes.start_time DESC"], max_results=1)
+        if not sweeps:
+            raise UserError("no sweep found: pass --experiment NAME to compare all its runs")
+        parent = sweeps[0].info.run_id
+    if parent:
+        runs = child_runs(client, parent)
+    else:
+        runs = [r for r in client.search_runs(ids, max_results=10000)
+                if r.data.tags.get("fer_exp.sweep_role") != "parent"]
+    if not runs:
+        raise UserError("no runs to compare")
+    return runs, parent

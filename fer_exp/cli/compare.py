@@ -1,0 +1,46 @@
+"""Compare runs: which setting helped? A table (CSV + Markdown) and a picture.
+
+    python -m fer_exp.compare                         # the latest sweep in ./mlflow.db
+    python -m fer_exp.compare --sweep <parent run id>
+    python -m fer_exp.compare --experiment fer2013 --metric val_macro_f1 --out reports/
+
+One row per run: the params that differ between the runs, the chosen metric, best validation
+accuracy, validation macro-F1, F1 of the rarest class, epochs run and wall time. For a sweep,
+the files are also logged to its MLflow parent run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fer_exp.analysis.compare import compare_runs, select_runs
+from fer_exp.cli.common import parser, run_command
+from fer_exp.tracking.store import default_tracking_uri, log_files, opened
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fer_exp.compare [--sweep ID | --experiment NAME] ...``; returns the exit status."""
+    p = parser(__doc__)
+    p.add_argument("--tracking-uri", default=default_tracking_uri())
+    p.add_argument("--experiment", default=None, help="compare every finished run of this experiment")
+    p.add_argument("--sweep", default=None, help="a sweep's parent run id (default: the latest sweep)")
+    p.add_argument("--metric", default="best_val_accuracy")
+    p.add_argument("--out", type=Path, default=Path("comparison"))
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        with opened(args.tracking_uri) as client:
+            runs, parent = select_runs(client, args.experiment, args.sweep)
+        report = compare_runs(client, runs, args.metric, args.out)
+        if parent:
+            log_files(client, parent, report.files, "comparison")
+        print(report.markdown)
+        print(f"written: {', '.join(str(p) for p in report.files)}"
+              + (f"; logged to parent run {parent}" if parent else ""))
+
+    return run_command(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

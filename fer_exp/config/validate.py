@@ -1,0 +1,87 @@
+"""From Hydra's composed DictConfig to a validated :class:`~fer_exp.config.schema.RunConfig`,
+or one :class:`~fer_exp.errors.ConfigError` listing every problem by key, value and rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from pydantic import ValidationError
+
+from fer_exp.config.schema import RunConfig
+from fer_exp.errors import ConfigError
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    """Resolve interpolations; a missing mandatory value becomes a ConfigError."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        if "Missing mandatory value" in str(exc):
+            raise ConfigError(f"{key} is required but not set: pass {key}=<value> on the command line") from None
+        raise ConfigError(f"{key}: {exc}".splitlines()[0]) from None
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
+    """Check every value of a composed config; raise ConfigError listing each problem."""
+    if isinstance(cfg, DictConfig):
+        cfg = to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+    container = {k: v for k, v in cfg.items() if k != "hydra"}
+    try:
+        return RunConfig.model_validate(container)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, container)) from None
+
+
+def format_validation_error(exc: ValidationError, container: dict[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        key_parts = _key_path(container, [str(p) for p in err["loc"]])
+        key = ".".join(key_parts) or "<config>"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key (check the spelling; the allowed keys of '{'.'.join(key_parts[:-1])}' "
+                         f"are in fer_exp/config/ and conf/)")
+        elif err["type"] == "missing":
+            lines.append(f"{key}: required but not set")
+        elif not key_parts:  # a check across keys: its message names them (the value is the whole config)
+            lines.append(msg)
+        else:
+            lines.append(f"{key}={_lookup(container, key_parts)!r}: {msg}")
+    return "invalid config:\n  " + "\n  ".join(dict.fromkeys(lines))
+
+
+_TYPE_TAGS = {"float", "int", "str", "bool", "none"}
+
+
+def _key_path(container: Any, loc: list[str]) -> list[str]:
+    """pydantic's error location minus its schema tags (union members, discriminator values)."""
+    keys, node = [], container
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            keys.append(part)
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit():
+            keys.append(part)
+            node = node[int(part)] if int(part) < len(node) else None
+        elif part in _TYPE_TAGS or "[" in part or part.startswith(("function-", "constrained-")) or (
+                isinstance(node, dict) and part in (node.get("name"), node.get("source"))):
+            continue
+        else:  # a key that is not in the config: unknown or missing
+            keys.append(part)
+            node = None
+    return keys
+
+
+def _lookup(container: Any, parts: list[str]) -> Any:
+    node = container
+    for p in parts:
+        if isinstance(node, dict) and p in node:
+            node = node[p]
+        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        else:
+            return "<unset>"
+    return node

@@ -1,0 +1,47 @@
+"""A small ResNet for 48x48 inputs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveInt
+
+from fer_exp.models.base import L2, ModelSpec, Rate, batch_norm, head
+
+
+class ResNet(ModelSpec):
+    """A small ResNet for 48x48 inputs: a 3x3 stem, stages of basic residual blocks (two 3x3
+    convs, identity or 1x1 projection shortcut), stride 2 between stages, GAP."""
+
+    name: Literal["resnet"]
+    stem_filters: PositiveInt = 32
+    filters: list[PositiveInt] = Field(default=[32, 64, 128, 256], min_length=1)
+    blocks_per_stage: Annotated[int, Field(ge=1, le=8)] = 2
+    dropout: Rate = 0.2
+    l2: L2 = 0.0
+
+    def build(self, input_shape, num_classes, class_mode="categorical"):
+        import keras
+        from keras import layers
+
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+
+        def conv(x, width, stride=1, kernel=3):
+            return layers.Conv2D(width, kernel, strides=stride, padding="same", use_bias=False,
+                                 kernel_regularizer=reg)(x)
+
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = layers.ReLU()(batch_norm()(conv(inputs, self.stem_filters)))
+        for stage, width in enumerate(self.filters):
+            for block in range(self.blocks_per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1
+                shortcut = x
+                y = layers.ReLU()(batch_norm()(conv(x, width, stride)))
+                y = batch_norm()(conv(y, width))
+                if stride != 1 or shortcut.shape[-1] != width:
+                    shortcut = batch_norm()(conv(shortcut, width, stride, kernel=1))
+                x = layers.ReLU()(layers.Add()([y, shortcut]))
+        x = layers.GlobalAveragePooling2D()(x)
+        if self.dropout:
+            x = layers.Dropout(self.dropout)(x)
+        return keras.Model(inputs, head(x, num_classes, class_mode), name=self.name)

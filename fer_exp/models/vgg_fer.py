@@ -1,0 +1,45 @@
+"""The VGG variant of Khaireddin & Chen (2021) for 48x48 faces."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveInt
+
+from fer_exp.models.base import L2, ModelSpec, Rate, batch_norm, head
+
+
+class VGGFer(ModelSpec):
+    """The VGG variant of Khaireddin & Chen (2021), the paper's best FER-2013 model: stages of two (or
+    ``convs_per_stage``) 3x3 conv-BN-ReLU, max-pooling, then fully connected layers with
+    dropout. ``width`` scales every stage (1.0 = 64-128-256-512)."""
+
+    name: Literal["vgg_fer"]
+    filters: list[PositiveInt] = Field(default=[64, 128, 256, 512], min_length=1)
+    width: Annotated[float, Field(gt=0, le=4)] = 1.0
+    convs_per_stage: Annotated[int, Field(ge=1, le=4)] = 2
+    dense_units: list[PositiveInt] = [1024, 1024]
+    dropout: Rate = 0.4
+    l2: L2 = 0.0
+
+    def build(self, input_shape, num_classes, class_mode="categorical"):
+        import keras
+        from keras import layers
+
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = inputs
+        for base in self.filters:
+            for _ in range(self.convs_per_stage):
+                x = layers.Conv2D(max(1, round(base * self.width)), 3, padding="same", use_bias=False,
+                                  kernel_regularizer=reg)(x)
+                x = batch_norm()(x)
+                x = layers.ReLU()(x)
+            x = layers.MaxPooling2D()(x)
+        x = layers.Flatten()(x)
+        for units in self.dense_units:
+            x = layers.Dense(units, kernel_regularizer=reg)(x)
+            x = batch_norm()(x)
+            x = layers.ReLU()(x)
+            x = layers.Dropout(self.dropout)(x)
+        return keras.Model(inputs, head(x, num_classes, class_mode), name=self.name)

@@ -1,0 +1,97 @@
+"""What the steps of a run share: how the job was launched, where training starts, and the
+frozen context they all read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fer_exp.config import RunConfig
+from fer_exp.data.sources import Splits
+from fer_exp.runs.folder import RunFolder
+from fer_exp.tracking import Tracker
+from fer_exp.tracking.redact import redact_text
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """Where this job writes and how Hydra launched it.
+
+    Args:
+        output_dir: the run's folder (Hydra's ``runtime.output_dir``).
+        overrides: the command line's overrides, as typed.
+        job_num: the job's number in a sweep (None for a single run).
+        sweep_dir: the sweep's folder (None for a single run).
+        log_file: the job's log file, uploaded when the run ends.
+        hydra_yaml: Hydra's runtime config of this job, already redacted.
+        secret_keys: dotted config keys whose values must never be logged.
+        extra_tags: MLflow tags to add (a sweep's parent run id).
+        choices: config group -> chosen option (``augmentation: seed``).
+    """
+
+    output_dir: Path
+    overrides: tuple[str, ...] = ()
+    job_num: int | None = None
+    sweep_dir: str | None = None
+    log_file: Path | None = None
+    hydra_yaml: str | None = None
+    secret_keys: frozenset[str] = frozenset()
+    extra_tags: dict[str, str] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)
+
+    def redacted_overrides(self) -> list[str]:
+        """The overrides with secret values masked and URL credentials stripped."""
+        out = []
+        for o in self.overrides:
+            key = o.split("=", 1)[0].lstrip("+~")
+            out.append(f"{o.split('=', 1)[0]}=***" if key in self.secret_keys else redact_text(o))
+        return out
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where training starts: epoch 0 with a new model, or the last checkpoint of an
+    interrupted run (its ``state.json``: epochs done, history, callback counters, time)."""
+
+    state: dict[str, Any] | None = None
+
+    @property
+    def fresh(self) -> bool:
+        """A new run (nothing trained yet, nothing logged yet)."""
+        return self.state is None
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs already trained (0 for a new run)."""
+        return (self.state or {}).get("epochs_done", 0)
+
+    @property
+    def train_time_s(self) -> float:
+        """Training time already spent by the runs this one continues."""
+        return (self.state or {}).get("train_time_s", 0.0)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything the steps of one run share, fixed before the first step."""
+
+    cfg: RunConfig
+    job: JobInfo
+    splits: Splits
+    folder: RunFolder
+    tracker: Tracker
+    start: Start = Start()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run returns (its final metrics are also in MLflow)."""
+
+    run_id: str
+    best_val_accuracy: float
+    val_macro_f1: float
+    best_epoch: int
+    epochs_run: int
+    output_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)  # every final metric logged

@@ -1,0 +1,261 @@
+"""The tracker API: one MLflow run per job with params, per-epoch metrics, artifacts and tags.
+
+The run always ends with an honest status: FINISHED, FAILED (traceback logged as an
+artifact) or KILLED (Ctrl-C / SIGTERM). All calls go through one :class:`Tracker` holding an
+explicit run id, so nothing depends on MLflow's global "active run".
+
+When the tracking server goes away mid-run, training goes on: every call that cannot be
+delivered is appended to the run's :class:`~fer_exp.tracking.journal.Journal` and replayed, in
+order, as soon as the server answers again (tried at most every ``RETRY_SECONDS``), at the end
+of the run, or by ``python -m fer_exp.sync <run dir>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fer_exp.tracking.journal import Journal
+from fer_exp.tracking.redact import redact_text
+from fer_exp.tracking.store import get_or_create_experiment, is_transient, opened, unreachable
+
+log = logging.getLogger(__name__)
+
+# MLflow's limits (mlflow.utils.validation): values per param, entities per log_batch call.
+MAX_PARAM_VALUE = 6000
+MAX_PARAMS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+RETRY_SECONDS = 30.0
+SQLITE_BUSY_RETRIES = 12  # ~10 s of backoff before a locked sqlite store counts as unreachable
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> ``{"augmentation.rotation_range": "20", ...}`` (JSON for non-strings).
+
+    >>> flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x", "e": None})
+    {'a.b': '1', 'a.c': '[1, 2]', 'd': 'x', 'e': 'null'}
+    """
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, str) else json.dumps(value)
+    return flat
+
+
+def git_commit() -> str | None:
+    """The commit of the fer_exp checkout in use, if it is a git work tree."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+class Tracker:
+    """Logs to one MLflow run; keeps undeliverable calls in a journal while the store is away.
+
+    Args:
+        client: an ``MlflowClient`` (or anything with its ``log_batch``, ``log_artifact(s)``,
+            ``set_terminated`` and ``get_metric_history``).
+        run_id: the MLflow run every call goes to.
+        uri: the tracking URI, for messages (redacted when printed).
+        journal_dir: where undeliverable calls are kept (the run's output folder); without
+            one, a failed call raises.
+    """
+
+    def __init__(self, client, run_id: str, uri: str, journal_dir: Path | None = None):
+        self._client = client
+        self.run_id = run_id
+        self.uri = uri
+        self.journal = Journal(journal_dir) if journal_dir else None
+        self._offline = False
+        self._last_attempt = 0.0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def start(cls, tracking_uri: str, experiment_name: str, run_name: str | None, tags: dict[str, str],
+              journal_dir: Path | None = None) -> Tracker:
+        """Create a new run (and its experiment if needed); an unreachable store is a UserError."""
+        from mlflow.tracking.context.registry import resolve_tags
+
+        try:
+            with opened(tracking_uri) as client:  # the first call may create the store
+                experiment_id = get_or_create_experiment(client, experiment_name)
+            run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(tags))
+        except Exception as exc:
+            if is_transient(exc):
+                raise unreachable(tracking_uri, exc) from None
+            raise
+        return cls(client, run.info.run_id, tracking_uri, journal_dir)
+
+    @classmethod
+    def attach(cls, tracking_uri: str, run_id: str, journal_dir: Path | None = None) -> Tracker:
+        """Reopen an existing run (resume): it is RUNNING again until it ends."""
+        with opened(tracking_uri) as client:
+            client.get_run(run_id)
+        client.update_run(run_id, status="RUNNING")
+        return cls(client, run_id, tracking_uri, journal_dir)
+
+    # ---------------------------------------------------------------- logging API
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params (values cut to MLflow's length limit), in batches MLflow accepts."""
+        items = [[k, str(v)[:MAX_PARAM_VALUE]] for k, v in params.items()]
+        for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            self._send("log_batch", params=items[i:i + MAX_PARAMS_PER_BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log metrics at ``step`` (0 when None), in batches MLflow accepts."""
+        now = int(time.time() * 1000)
+        items = [[k, float(v), now, step or 0] for k, v in metrics.items()]
+        for i in range(0, len(items), MAX_METRICS_PER_BATCH):
+            self._send("log_batch", metrics=items[i:i + MAX_METRICS_PER_BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags (values as strings)."""
+        self._send("log_batch", tags=[[k, str(v)] for k, v in tags.items()])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file or a folder's contents under ``artifact_path``; a missing path is skipped."""
+        path = Path(path)
+        if path.exists():
+            self._send("log_artifacts" if path.is_dir() else "log_artifact",
+                       local_path=str(path.resolve()), artifact_path=artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Written to a file first (beside the journal when there is one), then uploaded."""
+        base = self.journal.path.parent / "mlflow_text" if self.journal else Path(tempfile.mkdtemp(prefix="fer_exp-"))
+        target = base / artifact_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        self.log_artifact(target, str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
+    def logged_steps(self, metric: str) -> set[int]:
+        """The steps at which the store already holds ``metric`` (for a resume's back-fill)."""
+        return {m.step for m in self._client.get_metric_history(self.run_id, metric)}
+
+    def end(self, status: str) -> None:
+        """Set the run's final status; what could not be delivered stays for ``fer_exp.sync``."""
+        self._send("set_terminated", status=status)
+        if self.pending():
+            log.warning("MLflow at %s is unreachable: %d records of run %s are kept in %s; deliver them with "
+                        "`python -m fer_exp.sync %s`", redact_text(self.uri), self.pending(), self.run_id,
+                        self.journal.path, self.journal.path.parent)
+
+    # ---------------------------------------------------------------- delivery
+
+    def pending(self) -> int:
+        """Calls waiting in the journal."""
+        return self.journal.pending() if self.journal else 0
+
+    def flush(self, force: bool = False) -> bool:
+        """Replay the journal; True when nothing is left. Rate-limited unless ``force``."""
+        records = self.journal.records() if self.journal else []
+        if not records:
+            self._offline = False
+            return True
+        now = time.monotonic()
+        if not force and now - self._last_attempt < RETRY_SECONDS:
+            return False
+        self._last_attempt = now
+        for done, record in enumerate(records):
+            try:
+                self._call(record["op"], {k: v for k, v in record.items() if k != "op"})
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.journal.keep(records[done:])
+                return False
+        self.journal.keep([])
+        log.info("MLflow is back: delivered %d journaled records of run %s", len(records), self.run_id)
+        self._offline = False
+        return True
+
+    def _send(self, op: str, **kwargs) -> None:
+        if self._offline and not self.flush():
+            self.journal.append(op, kwargs)
+            return
+        try:
+            self._call(op, kwargs)
+        except Exception as exc:
+            if not (is_transient(exc) and self.journal):
+                raise
+            log.warning("MLflow unreachable (%s); training goes on, logging to %s until it answers again",
+                        redact_text(str(exc)).splitlines()[0][:200], self.journal.path)
+            self._offline, self._last_attempt = True, time.monotonic()
+            self.journal.append(op, kwargs)
+
+    def _call(self, op: str, kwargs: dict[str, Any]) -> None:
+        """One call; a busy sqlite store (concurrent jobs) is retried for a while first."""
+        for attempt in range(SQLITE_BUSY_RETRIES):
+            try:
+                return self._call_once(op, kwargs)
+            except Exception as exc:
+                if "database is locked" not in str(exc) or attempt == SQLITE_BUSY_RETRIES - 1:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+
+    def _call_once(self, op: str, kwargs: dict[str, Any]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        if op == "log_batch":
+            self._client.log_batch(
+                self.run_id,
+                metrics=[Metric(k, v, t, s) for k, v, t, s in kwargs.get("metrics", [])],
+                params=[Param(k, v) for k, v in kwargs.get("params", [])],
+                tags=[RunTag(k, v) for k, v in kwargs.get("tags", [])],
+            )
+        elif op == "set_terminated":
+            self._client.set_terminated(self.run_id, status=kwargs["status"])
+        else:  # log_artifact / log_artifacts
+            getattr(self._client, op)(self.run_id, kwargs["local_path"], kwargs.get("artifact_path"))
+
+
+@contextmanager
+def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
+    """End the run FINISHED, KILLED on Ctrl-C/SIGTERM, or FAILED with the traceback."""
+    try:
+        yield tracker
+    except KeyboardInterrupt:
+        log.warning("interrupted: MLflow run %s ends KILLED; its checkpoints are kept, continue it with "
+                    "python -m fer_exp resume=%s", tracker.run_id, tracker.run_id)
+        _end_safely(tracker, "KILLED")
+        raise
+    except BaseException as exc:
+        _log_traceback(tracker, exc)
+        _end_safely(tracker, "FAILED")
+        raise
+    else:
+        tracker.flush(force=True)
+        tracker.end("FINISHED")
+
+
+def _log_traceback(tracker: Tracker, exc: BaseException) -> None:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        tracker.log_text(redact_text(text), "error/traceback.txt")
+        tracker.set_tags({"error": redact_text(f"{type(exc).__name__}: {exc}")[:5000]})
+    except Exception:  # the store itself may be what failed; the status still matters more
+        log.exception("could not log the traceback to MLflow")
+
+
+def _end_safely(tracker: Tracker, status: str) -> None:
+    try:
+        tracker.flush(force=True)
+        tracker.end(status)
+    except Exception:
+        log.exception("could not mark MLflow run %s as %s", tracker.run_id, status)
