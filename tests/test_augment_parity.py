@@ -36,19 +36,27 @@ def _keras(aug_overrides: list[str]):
     return aug, ImageDataGenerator(**train_kwargs(aug))
 
 
+@pytest.mark.parametrize("brightness", [False, True])
 @pytest.mark.parametrize("fill_mode", ["nearest", "constant", "reflect", "wrap"])
-def test_explicit_params_match_apply_transform(faces, fill_mode):
-    aug, idg = _keras(["augmentation=heavy", f"augmentation.fill_mode={fill_mode}", "augmentation.cval=90",
-                       "augmentation.vertical_flip=true"])
+def test_explicit_params_match_apply_transform(faces, fill_mode, brightness):
+    overrides = ["augmentation=heavy", f"augmentation.fill_mode={fill_mode}", "augmentation.cval=90",
+                 "augmentation.vertical_flip=true"]
+    aug, idg = _keras(overrides + ([] if brightness else ["augmentation.brightness_range=null"]))
     np.random.seed(1)
     per_image = [idg.get_random_transform(faces[0].shape) for _ in faces]
     expected = np.stack([idg.standardize(idg.apply_transform(f.astype(np.float32), p)) for f, p in zip(faces, per_image)])
     got = apply_transform(faces, P.stack(per_image), aug)
     diff = np.abs(got - expected)
-    # Budget: 1/255 of the value range (rescale makes it [0, 1]). The kernel reimplements
-    # scipy's order-1 affine_transform tap by tap, so in practice only float rounding differs.
-    assert diff.mean() <= 1 / 255, diff.mean()
-    assert diff.max() < 1e-4, diff.max()
+    if not brightness:
+        # The kernel reimplements scipy's order-1 affine_transform tap by tap: only float
+        # rounding differs (values are rescaled to [0, 1]).
+        assert diff.max() < 1e-4, diff.max()
+        return
+    # Keras's brightness shift truncates to 8-bit integers (through PIL); where the warped value
+    # lies within float rounding of an integer, truncation can land one grey level apart. The
+    # documented tolerance: at most one grey level, on a tiny fraction of the pixels.
+    assert diff.max() <= 1 / 255 + 1e-6, diff.max() * 255
+    assert (diff > 1e-4).mean() < 1e-3, (diff > 1e-4).sum()
 
 
 def test_every_transform_alone_matches(faces):
