@@ -34,3 +34,15 @@ class InputData:
     weights_in_batches: bool = False
     test: Any = None  # batches of the test split, when the source has one
     test_batches: int = 0
+
+    def train_steps(self, limit: int | None = None) -> int:
+        """Training batches per epoch: the whole split (never ``n // batch_size``), or ``limit``."""
+        return limited(self.train_batches, limit)
+
+    def val_steps(self, limit: int | None = None) -> int:
+        """Validation batches per evaluation: all of them, or ``limit``."""
+        return limited(self.val_batches, limit)
+
+    def test_steps(self, limit: int | None = None) -> int:
+        """Test batches: all of them, or ``limit``."""
+        return limited(self.test_batches, limit)

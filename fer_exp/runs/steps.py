@@ -16,7 +16,7 @@ from fer_exp.analysis.plots import confusion_matrix_png, image_grid_png, learnin
 from fer_exp.config import RunConfig
 from fer_exp.data.audit import audit, audit_metrics
 from fer_exp.data.class_weights import balanced_class_weights, by_name
-from fer_exp.data.inputs import InputData, limited
+from fer_exp.data.inputs import InputData
 from fer_exp.data.sources import Splits, load_splits
 from fer_exp.errors import ConfigError
 from fer_exp.runs.context import JobInfo, RunContext, RunResult
@@ -126,7 +126,7 @@ def final_metrics(ctx: RunContext, model, inputs: InputData, history: dict, trai
                   ) -> tuple[Evaluation, dict[str, float]]:
     """Evaluate the best weights on validation (and test): the run's final metrics, reports and plots."""
     cfg, folder = ctx.cfg, ctx.folder
-    n_batches = limited(inputs.val_batches, cfg.limit_val_batches)
+    n_batches = inputs.val_steps(cfg.limit_val_batches)
     extra: dict[str, float] = {}
     if cfg.tta:
         y_true, y_prob, y_tta = predict(model, inputs.val, n_batches, tta=True, tta_shift=cfg.tta_shift)
@@ -137,7 +137,7 @@ def final_metrics(ctx: RunContext, model, inputs: InputData, history: dict, trai
     ev = evaluate(y_true, y_prob, inputs.class_names)
     extra.update(leak_free(y_true, ev.y_pred, ctx.splits.val_in_train))
     if inputs.test is not None:
-        t_true, t_prob = predict(model, inputs.test, limited(inputs.test_batches, cfg.limit_val_batches))
+        t_true, t_prob = predict(model, inputs.test, inputs.test_steps(cfg.limit_val_batches))
         test_ev = evaluate(t_true, t_prob, inputs.class_names)
         extra.update({"test_accuracy": test_ev.accuracy, **test_ev.metrics("test_")})
         (folder.reports / "test_classification_report.txt").write_text(test_ev.report_text)

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fer_exp.data.inputs import InputData, limited
 from fer_exp.errors import ConfigError
 from fer_exp.training.callbacks import (
     Checkpointer,
@@ -20,6 +19,7 @@ from fer_exp.training.schedules import monitor_mode
 
 if TYPE_CHECKING:
     from fer_exp.config import RunConfig
+    from fer_exp.data.inputs import InputData
     from fer_exp.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,14 @@ def load_best_weights(model, checkpoint_dir: Path) -> None:
 
 def steps_per_epoch(inputs: InputData, cfg: RunConfig) -> int:
     """Whole split every epoch (never ``n // batch_size``), or the debug limit."""
-    return limited(inputs.train_batches, cfg.limit_train_batches)
+    return inputs.train_steps(cfg.limit_train_batches)
 
 
 def build_optimizer(cfg: RunConfig, steps: int):
+    """The configured Keras optimizer, its learning rate or schedule planned for ``steps``
+    batches per epoch. With a time budget that may shorten the run, the schedule is wrapped in
+    a :class:`~fer_exp.training.keras_objects.BudgetFittedSchedule`. A setting the optimizer
+    rejects raises a ConfigError naming it, not a Hydra traceback."""
     from hydra.utils import instantiate
 
     kwargs = cfg.optimizer_kwargs()
@@ -62,6 +66,9 @@ def build_optimizer(cfg: RunConfig, steps: int):
 
 
 def compile_model(model, cfg: RunConfig, steps: int) -> None:
+    """Compile a new model: :func:`build_optimizer`, the loss of :func:`loss_for` and accuracy,
+    without XLA (slower, not faster, for these models on CPU). Resumed models keep the compiled
+    state their checkpoint holds."""
     model.compile(
         optimizer=build_optimizer(cfg, steps),
         loss=loss_for(cfg),
@@ -125,7 +132,7 @@ def fit(model, inputs: InputData, cfg: RunConfig, class_weight: dict[int, float]
         initial_epoch=(state or {}).get("epochs_done", 0),
         epochs=cfg.epochs,
         steps_per_epoch=steps,
-        validation_steps=limited(inputs.val_batches, cfg.limit_val_batches),
+        validation_steps=inputs.val_steps(cfg.limit_val_batches),
         class_weight=None if inputs.weights_in_batches else class_weight,
         shuffle=False,  # both pipelines shuffle images themselves, per epoch, from the run's seed
         callbacks=callbacks,
