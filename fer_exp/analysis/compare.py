@@ -24,6 +24,16 @@ _IGNORED = ("env.", "data.resolved_root", "run_name", "resume", "tracking_uri", 
 
 @dataclass
 class Report:
+    """What :func:`compare_runs` made: the table, the files it wrote and the best run.
+
+    Attributes:
+        rows: one dict per run, best first by the chosen metric.
+        columns: the table's columns in order (the CSV header).
+        markdown: the table as Markdown, as ``comparison.md`` holds it.
+        files: the CSV, Markdown and PNG files written.
+        best: ``(run_id, metric value)`` of the best run, or None when no run has the metric.
+    """
+
     rows: list[dict[str, Any]]
     columns: list[str]
     markdown: str
@@ -32,17 +42,34 @@ class Report:
 
 
 def differing_params(runs) -> list[str]:
+    """The param keys, sorted, whose value is not the same in every run (a missing param counts
+    as a value of its own): the settings under comparison. Environment and bookkeeping params
+    (``env.*``, data paths, run name, resume target, tracking URI) are left out."""
     keys = sorted({k for r in runs for k in r.data.params if not k.startswith(_IGNORED)})
     return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
 
 
 def rarest_class(runs) -> str | None:
+    """The class with the fewest training images, from the first run's ``data.found.train.<class>``
+    params (the runs of a comparison share their data); None when the runs did not log them.
+    Its F1 gets a column of its own: it is the class a setting most easily helps or hurts."""
     counts = {k.removeprefix("data.found.train."): int(v) for r in runs[:1]
               for k, v in r.data.params.items() if k.startswith("data.found.train.")}
     return min(counts, key=counts.get) if counts else None
 
 
 def compare_runs(client, runs, metric: str, out_dir: Path) -> Report:
+    """Write the comparison of ``runs``: ``comparison.csv``, ``comparison.md`` and ``comparison.png``.
+
+    Args:
+        client: an ``MlflowClient``; the picture reads every run's ``val_accuracy`` history from it.
+        runs: the MLflow runs to compare, as :func:`select_runs` returns them.
+        metric: the metric that ranks the runs, highest first; runs without it come last.
+        out_dir: the folder for the three files, created if missing.
+
+    Returns:
+        The table, the files written and the best run by ``metric``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     params = differing_params(runs)
     rare = rarest_class(runs)

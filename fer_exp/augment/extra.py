@@ -29,11 +29,23 @@ from fer_exp.config import AugmentationConfig
 
 
 def has_per_image(aug: AugmentationConfig) -> bool:
+    """Whether any per-image op (crop, contrast, gamma, equalize, blur, sharpen, erasing) can
+    fire; without one, both pipelines skip the per-image pass altogether.
+
+    >>> has_per_image(AugmentationConfig()), has_per_image(AugmentationConfig(blur_prob=0.5))
+    (False, True)
+    """
     return any(getattr(aug, k) > 0 for k in ("crop_prob", "contrast_prob", "gamma_prob", "equalize_prob",
                                               "blur_prob", "sharpen_prob", "erasing_prob"))
 
 
 def has_mixing(aug: AugmentationConfig) -> bool:
+    """Whether batches get mixed (mixup or cutmix): then targets are soft and class weights
+    travel inside the batches as per-sample weights instead of going to ``fit``.
+
+    >>> has_mixing(AugmentationConfig()), has_mixing(AugmentationConfig(mixup_prob=0.5))
+    (False, True)
+    """
     return aug.mixup_prob > 0 or aug.cutmix_prob > 0
 
 

@@ -23,6 +23,11 @@ _DEFAULTS = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 
 
 
 def zoom_bounds(aug: AugmentationConfig) -> tuple[float, float]:
+    """``zoom_range`` as Keras reads it: a float ``z`` means ``(1 - z, 1 + z)``, a pair is taken as is.
+
+    >>> zoom_bounds(AugmentationConfig(zoom_range=0.25)), zoom_bounds(AugmentationConfig(zoom_range=[0.9, 1.1]))
+    ((0.75, 1.25), (0.9, 1.1))
+    """
     z = aug.zoom_range
     return (1 - z, 1 + z) if isinstance(z, float) else (z[0], z[1])
 

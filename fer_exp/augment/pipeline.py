@@ -19,6 +19,13 @@ from fer_exp.config import AugmentationConfig
 
 
 def is_geometric(aug: AugmentationConfig) -> bool:
+    """Whether the config asks for any geometric transform (rotation, shift, shear, zoom, flip).
+    Without one, and without channel shift or brightness, the tf.data pipeline skips the
+    resampling pass.
+
+    >>> is_geometric(AugmentationConfig()), is_geometric(AugmentationConfig(horizontal_flip=True))
+    (False, True)
+    """
     zoom = aug.zoom_range
     return bool(aug.rotation_range or aug.width_shift_range or aug.height_shift_range or aug.shear_range
                 or (zoom != 0.0 and zoom != [1.0, 1.0]) or aug.horizontal_flip or aug.vertical_flip)

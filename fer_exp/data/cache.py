@@ -42,6 +42,9 @@ def cache_dir_for(configured: str | None) -> Path:
 
 
 def fingerprint(table: ImageTable, pic_size: int, color_mode: str, interpolation: str) -> str:
+    """The cache key of a split: a short hash of every file's path, size and modification time
+    and of what shapes the pixels (``pic_size``, ``color_mode``, resize filter, decoder version).
+    It reads no pixels (only ``os.stat``), so checking for a cache costs little even for large splits."""
     h = hashlib.sha1(json.dumps([DECODER_VERSION, pic_size, color_mode, interpolation]).encode())
     for path in table.paths:
         st = os.stat(path)

@@ -36,6 +36,9 @@ def list_images(class_dir: Path) -> list[str]:
 
 
 def scan_split(split_dir: Path, class_names: list[str]) -> ImageTable:
+    """The images of ``split_dir``'s class folders as one table, labels indexing ``class_names``
+    (a missing class folder contributes no images). Files come in Keras's order, so the labels
+    match ``flow_from_directory``'s ``classes`` row for row."""
     paths: list[str] = []
     labels: list[int] = []
     for index, name in enumerate(class_names):

@@ -28,6 +28,19 @@ log = logging.getLogger(__name__)
 
 def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
           class_weights: dict[int, float] | None = None) -> InputData:
+    """The run's inputs through ``ImageDataGenerator``: training batches augmented and shuffled
+    with ``cfg.seed``; validation and test batches standardized only, in file order.
+
+    Args:
+        cfg: the run config (``data``, ``augmentation``, ``batch_size``, ``seed`` are read).
+        splits: the loaded and checked splits (:func:`fer_exp.data.sources.load_splits`).
+        initial_epoch: epochs already trained, when resuming: the augmentation stream goes on from there.
+        class_weights: per-class loss weights; used here only when mixup/cutmix turn them into
+            per-sample weights (otherwise ``fit`` gets them).
+
+    Returns:
+        The iterators, their batch counts and a ``preview`` of the first training batches.
+    """
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
     data = cfg.data

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Splits:
+    """A run's data: the decoded train / validation (/ test) tables, and what loading found out
+    about them (unreadable images, duplicates, what was dropped) for the audit and MLflow."""
+
     train: ImageTable
     val: ImageTable
     test: ImageTable | None = None
@@ -41,9 +44,11 @@ class Splits:
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The class names in label order; every split shares the training split's."""
         return self.train.class_names
 
     def items(self) -> Iterable[tuple[str, ImageTable]]:
+        """``(name, table)`` for each split present: train, val, then test when there is one."""
         return ((n, t) for n, t in (("train", self.train), ("val", self.val), ("test", self.test)) if t is not None)
 
 

@@ -59,6 +59,8 @@ class SyntheticSpec:
     pic_size: int = 48
 
     def key(self) -> str:
+        """A short hash of the spec and :data:`GENERATOR_VERSION`, naming the dataset's folder:
+        a changed spec or drawing code never reuses old files."""
         text = json.dumps({**self.__dict__, "version": GENERATOR_VERSION}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 

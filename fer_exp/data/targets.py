@@ -14,6 +14,11 @@ def targets(labels: np.ndarray, num_classes: int, class_mode: str) -> np.ndarray
 
 
 def target_shape(num_classes: int, class_mode: str) -> tuple[int | None, ...]:
+    """The batch shape of :func:`targets`' output, which tf.data needs declared up front.
+
+    >>> target_shape(7, "categorical"), target_shape(7, "sparse")
+    ((None, 7), (None,))
+    """
     return (None, num_classes) if class_mode == "categorical" else (None,)
 
 

@@ -56,6 +56,8 @@ class TrainBatches:
         self._lock = threading.Lock()
 
     def permutation(self, epoch: int) -> np.ndarray:
+        """The shuffled image order of ``epoch``, seeded by (seed, epoch). Thread-safe; the
+        previous epoch's order is kept too, as builders of neighbouring epochs overlap."""
         with self._lock:
             if epoch not in self._perms:
                 self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}  # keep it small
@@ -63,10 +65,14 @@ class TrainBatches:
             return self._perms[epoch]
 
     def indices(self, step: int) -> np.ndarray:
+        """The image indices of global ``step``: its slice of its epoch's permutation (the
+        epoch's last batch may be shorter)."""
         epoch, batch = divmod(int(step), self.steps)
         return self.permutation(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]
 
     def __call__(self, step) -> tuple[np.ndarray, ...]:
+        """Batch ``step``: ``(images, targets)``, or ``(images, soft targets, sample weights)``
+        with mixup/cutmix. A pure function of (seed, step), whichever thread builds it."""
         idx = self.indices(step)
         raw = self.images[np.sort(idx)][np.argsort(np.argsort(idx))]  # sorted reads from the memmap
         rng = np.random.default_rng([self.seed, 1, int(step)])
@@ -93,6 +99,7 @@ class EvalBatches:
         self.aug, self.batch_size, self.mean, self.std = aug, batch_size, mean, std
 
     def __call__(self, i) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``i``: ``(standardized images, targets)``."""
         sl = slice(int(i) * self.batch_size, (int(i) + 1) * self.batch_size)
         x = standardize(np.asarray(self.images[sl], dtype=np.float32), self.aug, self.mean, self.std)
         return x, targets(self.labels[sl], self.num_classes, self.class_mode)
@@ -116,6 +123,21 @@ def _dataset(fn, steps, shape, y_shape, threads: int, start: int = 0, weighted: 
 
 def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
           class_weights: dict[int, float] | None = None) -> InputData:
+    """The run's inputs as tf.data datasets: training batches built on demand by
+    :class:`TrainBatches` as one endless stream (``fit``'s ``steps_per_epoch`` cuts it into
+    epochs), validation and test batches by :class:`EvalBatches`.
+
+    Args:
+        cfg: the run config (``data``, ``augmentation``, ``batch_size``, ``seed``,
+            ``limit_train_batches`` are read).
+        splits: the loaded and checked splits (:func:`fer_exp.data.sources.load_splits`).
+        initial_epoch: epochs already trained, when resuming: the stream starts at that epoch's first step.
+        class_weights: per-class loss weights; used here only when mixup/cutmix turn them into
+            per-sample weights (otherwise ``fit`` gets them).
+
+    Returns:
+        The datasets, their batch counts and a ``preview`` of the first training batches.
+    """
     data, aug = cfg.data, cfg.augmentation
     threads = data.threads or default_threads()
     train_x = splits.train.images

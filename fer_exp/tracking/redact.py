@@ -65,4 +65,12 @@ def redact_tree(tree: Mapping[str, Any], masked: set[str] = frozenset(), prefix:
 
 
 def to_yaml(tree: Mapping[str, Any]) -> str:
+    """A config tree as YAML, as runs log it (``config/config.yaml``). It hides nothing
+    itself: pass it :func:`redact_tree`'s output.
+
+    >>> print(to_yaml({"model": {"name": "cnn"}, "epochs": 5}), end="")
+    model:
+      name: cnn
+    epochs: 5
+    """
     return OmegaConf.to_yaml(OmegaConf.create(dict(tree)))

@@ -25,12 +25,16 @@ STATE_FILE = "state.json"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file and a rename, so a reader, or a resume after a
+    crash, sees the old content or the new one, never half of it."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
 def atomic_save_model(model, path: Path) -> None:
+    """Save ``model`` to ``path`` (a ``.keras`` file) through a temporary file and a rename, so
+    an interrupted save never leaves a truncated checkpoint under the real name."""
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # Keras wants the .keras suffix
     model.save(tmp)
     os.replace(tmp, path)
@@ -72,10 +76,13 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best_weights = best.get_weights()
 
     def state(self) -> dict[str, Any]:
+        """The counters a resumed run needs back (its ``initial_state``), JSON-ready."""
         return {k: _jsonable(getattr(self, k)) for k in ("wait", "stopped_epoch", "best", "best_epoch")}
 
 
 class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose counters survive a restart (Keras resets them in on_train_begin)."""
+
     def __init__(self, *args, initial_state: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._initial_state = initial_state or {}
@@ -87,6 +94,7 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
                 setattr(self, key, self._initial_state[key])
 
     def state(self) -> dict[str, Any]:
+        """The counters a resumed run needs back (its ``initial_state``), JSON-ready."""
         return {k: _jsonable(getattr(self, k)) for k in ("wait", "best", "cooldown_counter")}
 
 

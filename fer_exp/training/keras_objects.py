@@ -59,6 +59,8 @@ class BudgetFittedSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.rate = keras.Variable(float(rate), dtype="float32", trainable=False, name="budget_rate")
 
     def position(self, step):
+        """Where ``step`` is in the inner schedule: ``offset + (step - anchor) * rate``, capped
+        at the plan's end so the learning rate stays at its final value past it."""
         ops = keras.ops
         pos = self.offset + (ops.cast(step, "float32") - self.anchor) * self.rate
         return ops.minimum(pos, float(self.planned_steps))
