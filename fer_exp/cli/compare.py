@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fer_exp.analysis.compare import compare_runs, select_runs
 from fer_exp.cli.common import parser, run_command
-from fer_exp.tracking.store import default_tracking_uri, log_files, opened
+from fer_exp.tracking.store import default_tracking_uri, log_files, open_client
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> None:
-        with opened(args.tracking_uri) as client:
-            runs, parent = select_runs(client, args.experiment, args.sweep)
+        client = open_client(args.tracking_uri)
+        runs, parent = select_runs(client, args.experiment, args.sweep)
         report = compare_runs(client, runs, args.metric, args.out)
         if parent:
             log_files(client, parent, report.files, "comparison")

@@ -16,7 +16,7 @@ from fer_exp.cli.common import parser, run_command
 from fer_exp.config import TTA_MAX_SHIFT
 from fer_exp.errors import UserError
 from fer_exp.runs.ensemble import run_ensemble, top_runs
-from fer_exp.tracking.store import default_tracking_uri, opened
+from fer_exp.tracking.store import default_tracking_uri, open_client
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.top:
             if not args.experiment:
                 raise UserError("--top needs --experiment NAME")
-            with opened(args.tracking_uri) as client:
-                run_ids += top_runs(client, args.experiment, args.recipe, args.top)
+            client = open_client(args.tracking_uri)
+            run_ids += top_runs(client, args.experiment, args.recipe, args.top)
         run_ensemble(args.tracking_uri, run_ids, args.tta, args.experiment, args.out, args.tta_shift)
 
     return run_command(body)

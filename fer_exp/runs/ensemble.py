@@ -27,7 +27,7 @@ from fer_exp.errors import UserError
 from fer_exp.runs.folder import RunFolder, locate_run
 from fer_exp.runs.steps import build_inputs
 from fer_exp.tracking import Tracker, tracked_run
-from fer_exp.tracking.store import opened
+from fer_exp.tracking.store import open_client
 
 log = logging.getLogger("fer_exp.ensemble")
 
@@ -123,9 +123,9 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
         raise UserError("--tta-shift shifts the test-time views: add --tta")
     if len(set(run_ids)) < 2:
         raise UserError("an ensemble needs at least 2 different runs")
-    with opened(tracking_uri) as client:
-        members = find_members(client, tracking_uri, list(dict.fromkeys(run_ids)))
-        experiment = experiment or client.get_experiment(members[0].experiment_id).name
+    client = open_client(tracking_uri)
+    members = find_members(client, tracking_uri, list(dict.fromkeys(run_ids)))
+    experiment = experiment or client.get_experiment(members[0].experiment_id).name
     out = Path(out_dir or Path("ensembles") / time.strftime("%Y-%m-%d/%H-%M-%S"))
     out.mkdir(parents=True, exist_ok=True)
 

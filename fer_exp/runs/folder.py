@@ -16,6 +16,7 @@ from typing import Any
 
 from fer_exp.errors import ConfigError, UserError
 from fer_exp.tracking.redact import redact_text
+from fer_exp.tracking.store import open_client
 
 RUN_INFO = "run.json"  # MLflow run id, tracking URI and the resolved config: for resume and sync
 CLAIM = ".fer_exp_run"
@@ -81,11 +82,9 @@ def locate_run(resume: str, tracking_uri: str) -> Path:
                 return candidate
         raise ConfigError(f"resume={resume}: not a fer_exp run folder (no {RUN_INFO} in it)")
     if re.fullmatch(r"[0-9a-f]{32}", resume):
-        from fer_exp.tracking.store import opened
-
         try:
-            with opened(tracking_uri) as client:
-                tags = client.get_run(resume).data.tags
+            client = open_client(tracking_uri)
+            tags = client.get_run(resume).data.tags
         except Exception as exc:
             raise ConfigError(f"resume={resume}: no such MLflow run at {redact_text(tracking_uri)} ({exc})") from None
         if "output_dir" not in tags or not Path(tags["output_dir"]).is_dir():

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from fer_exp.analysis.compare import compare_runs
 from fer_exp.tracking import Tracker
 from fer_exp.tracking.redact import redact_text
-from fer_exp.tracking.store import child_runs, log_files, opened
+from fer_exp.tracking.store import child_runs, log_files, open_client
 
 log = logging.getLogger("fer_exp.sweep")
 
@@ -80,8 +80,8 @@ def finalize(info: dict[str, Any]) -> int:
     """Give a sweep's parent run its status, print the failed jobs, log the comparison;
     returns the number of jobs that did not finish."""
     parent = info["parent_run_id"]
-    with opened(info["tracking_uri"]) as client:
-        children = child_runs(client, parent)
+    client = open_client(info["tracking_uri"])
+    children = child_runs(client, parent)
     failed = [r for r in children if r.info.status != "FINISHED"]
     print(f"\nsweep {parent}: {len(children)} jobs, {len(children) - len(failed)} finished, "
           f"{len(failed)} failed or stopped", flush=True)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from fer_exp.errors import UserError
@@ -30,17 +28,19 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
 
 
-@contextmanager
-def opened(tracking_uri: str) -> Iterator:
-    """An ``MlflowClient`` for ``tracking_uri`` with short HTTP retries. Make the first call
-    inside the ``with``: a new sqlite store is created under a lock then, so concurrent jobs of
-    a sweep never migrate its schema together."""
+def open_client(tracking_uri: str):
+    """An ``MlflowClient`` for ``tracking_uri`` with short HTTP retries. A sqlite store is
+    touched once under a lock first, so that concurrent jobs of a sweep never create or
+    migrate a new database at the same time."""
     from mlflow.tracking import MlflowClient
 
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    with _store_init_lock(tracking_uri):
-        yield MlflowClient(tracking_uri=tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if tracking_uri.startswith("sqlite:///"):
+        with _store_init_lock(tracking_uri):
+            client.search_experiments(max_results=1)
+    return client
 
 
 def unreachable(tracking_uri: str, exc: BaseException) -> UserError:
@@ -96,8 +96,6 @@ def _store_init_lock(tracking_uri: str):
     run MLflow's schema migrations at the same time and corrupt the new database."""
     from filelock import FileLock
 
-    if not tracking_uri.startswith("sqlite:///"):
-        return nullcontext()
     db = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
     digest = hashlib.sha1(str(db).encode()).hexdigest()[:16]
     return FileLock(Path(tempfile.gettempdir()) / f"fer_exp-mlflow-{digest}.lock", timeout=300)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fer_exp.tracking.journal import JOURNAL
 from fer_exp.tracking.redact import redact_text
-from fer_exp.tracking.store import opened
+from fer_exp.tracking.store import open_client
 from fer_exp.tracking.tracker import Tracker
 
 
@@ -23,11 +23,11 @@ def find_journals(paths: list[Path]) -> list[Path]:
 
 def sync_journal(journal_dir: Path, run_id: str, tracking_uri: str) -> int:
     """Replay one folder's journal into ``run_id``; returns the number of records still undelivered."""
-    with opened(tracking_uri) as client:
-        tracker = Tracker(client, run_id, tracking_uri, journal_dir)
-        count = tracker.pending()
-        if tracker.flush(force=True):
-            print(f"{journal_dir}: delivered {count} records to run {run_id} at {redact_text(tracking_uri)}")
-            return 0
+    client = open_client(tracking_uri)
+    tracker = Tracker(client, run_id, tracking_uri, journal_dir)
+    count = tracker.pending()
+    if tracker.flush(force=True):
+        print(f"{journal_dir}: delivered {count} records to run {run_id} at {redact_text(tracking_uri)}")
+        return 0
     print(f"{journal_dir}: MLflow at {redact_text(tracking_uri)} is still unreachable; {tracker.pending()} records kept")
     return tracker.pending()

@@ -25,7 +25,7 @@ from typing import Any
 
 from fer_exp.tracking.journal import Journal
 from fer_exp.tracking.redact import redact_text
-from fer_exp.tracking.store import get_or_create_experiment, is_transient, opened, unreachable
+from fer_exp.tracking.store import get_or_create_experiment, is_transient, open_client, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ class Tracker:
         from mlflow.tracking.context.registry import resolve_tags
 
         try:
-            with opened(tracking_uri) as client:  # the first call may create the store
-                experiment_id = get_or_create_experiment(client, experiment_name)
+            client = open_client(tracking_uri)
+            experiment_id = get_or_create_experiment(client, experiment_name)
             run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(tags))
         except Exception as exc:
             if is_transient(exc):
@@ -105,8 +105,8 @@ class Tracker:
     @classmethod
     def attach(cls, tracking_uri: str, run_id: str, journal_dir: Path | None = None) -> Tracker:
         """Reopen an existing run (resume): it is RUNNING again until it ends."""
-        with opened(tracking_uri) as client:
-            client.get_run(run_id)
+        client = open_client(tracking_uri)
+        client.get_run(run_id)
         client.update_run(run_id, status="RUNNING")
         return cls(client, run_id, tracking_uri, journal_dir)
 
