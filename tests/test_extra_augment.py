@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fer_exp.augment import extra, keras_idg
-from fer_exp.config import compose
+from fer_exp.config import AugmentationConfig, compose
 
 
 def _faces(n=16, seed=0) -> np.ndarray:
@@ -143,3 +143,22 @@ def test_bad_extra_values(bad, message):
 
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")):
         compose(bad)
+
+
+def test_every_registered_op_has_its_probability_key():
+    assert list(extra.PER_IMAGE_OPS) == ["crop", "contrast", "gamma", "equalize", "blur", "sharpen", "erasing"]
+    missing = [name for name in extra.PER_IMAGE_OPS if f"{name}_prob" not in AugmentationConfig.model_fields]
+    assert missing == []
+
+
+def test_per_image_ops_run_from_the_registry_in_order(monkeypatch):
+    calls = []
+    for name in ("blur", "erasing"):
+        monkeypatch.setitem(extra.PER_IMAGE_OPS, name, lambda img, aug, rng, name=name: calls.append(name) or img + 1)
+    aug = AugmentationConfig(blur_prob=1.0, erasing_prob=1.0)
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    assert extra.has_per_image(aug)
+    out = extra.apply_per_image(x, aug, np.random.default_rng(0))
+    assert calls == ["blur", "blur", "erasing", "erasing"] and np.all(out == 2)
+    with pytest.raises(ValueError, match="two per-image augmentation ops"):
+        extra.per_image_op("blur")(lambda img, aug, rng: img)

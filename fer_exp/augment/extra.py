@@ -1,6 +1,7 @@
 """The augmentation techniques ImageDataGenerator lacks, for both pipelines.
 
-Per-image ops, each applied with its own probability, in this order, on 0..255 pixels after
+Per-image ops (registered with :func:`per_image_op`), each applied with its own probability
+``augmentation.<name>_prob``, in this order, on 0..255 pixels after
 ImageDataGenerator's transforms and before rescale/standardization (the keras pipeline runs
 them as the generator's ``preprocessing_function``, the tfdata pipeline on the whole batch):
 
@@ -21,11 +22,29 @@ labels; class weights become a per-sample weight ``s = lam*w_a + (1-lam)*w_b`` w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
 from fer_exp.augment.resample import warp
 from fer_exp.config import AugmentationConfig
+
+PerImageOp = Callable[[np.ndarray, AugmentationConfig, np.random.Generator], np.ndarray]
+# name -> op, in the order they run; ``augmentation.<name>_prob`` switches each on.
+PER_IMAGE_OPS: dict[str, PerImageOp] = {}
+
+
+def per_image_op(name: str) -> Callable[[PerImageOp], PerImageOp]:
+    """Register ``fn(img, aug, rng) -> img`` as the per-image op ``name``: it runs after the ops
+    registered before it, on the images that ``augmentation.<name>_prob`` picks, on one float32
+    (rows, cols, ch) image in 0..255, drawing only from ``rng`` (see the "Extending" page)."""
+    def register(fn: PerImageOp) -> PerImageOp:
+        if name in PER_IMAGE_OPS:
+            raise ValueError(f"two per-image augmentation ops are named {name!r}")
+        PER_IMAGE_OPS[name] = fn
+        return fn
+    return register
 
 
 def has_per_image(aug: AugmentationConfig) -> bool:
@@ -35,8 +54,7 @@ def has_per_image(aug: AugmentationConfig) -> bool:
     >>> has_per_image(AugmentationConfig()), has_per_image(AugmentationConfig(blur_prob=0.5))
     (False, True)
     """
-    return any(getattr(aug, k) > 0 for k in ("crop_prob", "contrast_prob", "gamma_prob", "equalize_prob",
-                                              "blur_prob", "sharpen_prob", "erasing_prob"))
+    return any(getattr(aug, f"{name}_prob") > 0 for name in PER_IMAGE_OPS)
 
 
 def has_mixing(aug: AugmentationConfig) -> bool:
@@ -54,27 +72,17 @@ def _chosen(rng: np.random.Generator, n: int, prob: float) -> np.ndarray:
 
 
 def apply_per_image(x: np.ndarray, aug: AugmentationConfig, rng: np.random.Generator) -> np.ndarray:
-    """``x``: float32 (n, rows, cols, ch) in 0..255, changed in place and returned."""
-    n, rows, cols, _ = x.shape
-    for i in _chosen(rng, n, aug.crop_prob):
-        x[i] = _resized_crop(x[i], aug, rng)
-    for i in _chosen(rng, n, aug.contrast_prob):
-        mean = x[i].mean()
-        x[i] = np.clip((x[i] - mean) * rng.uniform(*aug.contrast_range) + mean, 0, 255)
-    for i in _chosen(rng, n, aug.gamma_prob):
-        x[i] = 255.0 * (np.clip(x[i], 0, 255) / 255.0) ** rng.uniform(*aug.gamma_range)
-    for i in _chosen(rng, n, aug.equalize_prob):
-        x[i] = _equalize(x[i])
-    for i in _chosen(rng, n, aug.blur_prob):
-        x[i] = ndimage.gaussian_filter(x[i], sigma=(*[rng.uniform(*aug.blur_sigma)] * 2, 0))
-    for i in _chosen(rng, n, aug.sharpen_prob):
-        blurred = ndimage.gaussian_filter(x[i], sigma=(1.0, 1.0, 0))
-        x[i] = np.clip(x[i] + rng.uniform(*aug.sharpen_amount) * (x[i] - blurred), 0, 255)
-    for i in _chosen(rng, n, aug.erasing_prob):
-        _erase(x[i], aug, rng)
+    """Every registered per-image op in turn, each on the images its probability picks.
+
+    ``x``: float32 (n, rows, cols, ch) in 0..255, changed in place and returned.
+    """
+    for name, op in PER_IMAGE_OPS.items():
+        for i in _chosen(rng, len(x), getattr(aug, f"{name}_prob")):
+            x[i] = op(x[i], aug, rng)
     return x
 
 
+@per_image_op("crop")
 def _resized_crop(img: np.ndarray, aug, rng) -> np.ndarray:
     rows, cols = img.shape[:2]
     area = rng.uniform(*aug.crop_scale) * rows * cols
@@ -88,7 +96,19 @@ def _resized_crop(img: np.ndarray, aug, rng) -> np.ndarray:
     return warp(img[None], mat, "nearest")[0]
 
 
-def _equalize(img: np.ndarray) -> np.ndarray:
+@per_image_op("contrast")
+def _contrast(img: np.ndarray, aug, rng) -> np.ndarray:
+    mean = img.mean()
+    return np.clip((img - mean) * rng.uniform(*aug.contrast_range) + mean, 0, 255)
+
+
+@per_image_op("gamma")
+def _gamma(img: np.ndarray, aug, rng) -> np.ndarray:
+    return 255.0 * (np.clip(img, 0, 255) / 255.0) ** rng.uniform(*aug.gamma_range)
+
+
+@per_image_op("equalize")
+def _equalize(img: np.ndarray, aug=None, rng=None) -> np.ndarray:
     from PIL import Image, ImageOps
 
     out = np.empty_like(img)
@@ -98,7 +118,19 @@ def _equalize(img: np.ndarray) -> np.ndarray:
     return out
 
 
-def _erase(img: np.ndarray, aug, rng) -> None:
+@per_image_op("blur")
+def _blur(img: np.ndarray, aug, rng) -> np.ndarray:
+    return ndimage.gaussian_filter(img, sigma=(*[rng.uniform(*aug.blur_sigma)] * 2, 0))
+
+
+@per_image_op("sharpen")
+def _sharpen(img: np.ndarray, aug, rng) -> np.ndarray:
+    blurred = ndimage.gaussian_filter(img, sigma=(1.0, 1.0, 0))
+    return np.clip(img + rng.uniform(*aug.sharpen_amount) * (img - blurred), 0, 255)
+
+
+@per_image_op("erasing")
+def _erase(img: np.ndarray, aug, rng) -> np.ndarray:
     rows, cols, channels = img.shape
     area = rng.uniform(*aug.erasing_area) * rows * cols
     aspect = np.exp(rng.uniform(np.log(aug.erasing_aspect[0]), np.log(aug.erasing_aspect[1])))
@@ -112,6 +144,7 @@ def _erase(img: np.ndarray, aug, rng) -> None:
     else:
         fill = 0.0
     img[top:top + h, left:left + w] = fill
+    return img
 
 
 def mix_batch(x: np.ndarray, y: np.ndarray, aug: AugmentationConfig, rng: np.random.Generator,

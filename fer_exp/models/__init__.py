@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Annotated, Union
-
-from pydantic import Field
 
 from fer_exp.models.base import ModelSpec
+from fer_exp.registry import subclasses_by_tag, tagged_union
 
 _NOT_MODELS = {"base", "layers"}
 
@@ -30,24 +28,12 @@ def _import_model_modules() -> None:
 
 def registered() -> dict[str, type[ModelSpec]]:
     """Every model of the zoo by its config name (``model=<name>``)."""
-    found: dict[str, type[ModelSpec]] = {}
-    pending = list(ModelSpec.__subclasses__())
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        name = cls.model_fields.get("name")
-        if name is None:  # an abstract intermediate class
-            continue
-        (value,) = name.annotation.__args__  # name: Literal["<name>"]
-        if value in found and found[value] is not cls:
-            raise TypeError(f"two models are named {value!r}: {found[value].__module__} and {cls.__module__}")
-        found[value] = cls
-    return dict(sorted(found.items()))
+    return subclasses_by_tag(ModelSpec, "name")
 
 
 _import_model_modules()
 
 # The ``model`` config section: one of the registered schemas, chosen by ``model.name``.
-ModelConfig = Annotated[Union[tuple(registered().values())], Field(discriminator="name")]  # noqa: UP007
+ModelConfig = tagged_union(registered(), "name")
 
 __all__ = ["ModelConfig", "ModelSpec", "registered"]
