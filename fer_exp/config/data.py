@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, NonNegativeInt, field_validator
 
 from fer_exp.config.base import StrictModel
+from fer_exp.registry import subclasses_by_tag, tagged_union
 
 ColorMode = Literal["grayscale", "rgb", "rgba"]
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
@@ -26,21 +27,33 @@ def _required_path(v: str) -> str:
 class _ImageData(StrictModel):
     """Keys every source shares: how images become model inputs."""
 
-    pic_size: PicSize = 48
-    color_mode: ColorMode = "grayscale"
+    pic_size: PicSize = Field(48, description="Side of the square model input in pixels; images of another "
+                                              "size are resized to it.")
+    color_mode: ColorMode = Field("grayscale", description="Channels the model sees: `grayscale` (1), `rgb` (3) "
+                                                           "or `rgba` (4); images in another mode are converted.")
     # Keras's meanings; fer_exp trains classifiers, so 'input' (autoencoders) and None
     # (prediction only) are refused with an explanation.
-    class_mode: Literal["categorical", "sparse", "binary", "input"] | None = "categorical"
-    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = "nearest"
-    # tfdata: decoded-once cache + fused augmentation in tf.data; keras: ImageDataGenerator.
-    pipeline: Literal["tfdata", "keras"] = "tfdata"
-    threads: Annotated[int, Field(ge=1, le=256)] | None = None  # null: min(4, cores)
-    cache_dir: str | None = None  # null: <cache root>/decoded
-    # unreadable images: error (stop, listing them) or skip (drop them, counted in MLflow)
-    on_bad_image: Literal["error", "skip"] = "error"
-    # none; within: drop repeated copies inside each split; cross_split: also drop from
-    # validation/test the images that occur in train (a leak-free validation set)
-    dedupe: Literal["none", "within", "cross_split"] = "none"
+    class_mode: Literal["categorical", "sparse", "binary", "input"] | None = Field(
+        "categorical", description="Keras's meaning: `categorical` (one-hot, softmax), `sparse` (class index, "
+                                   "sparse cross-entropy), `binary` (exactly two classes, one sigmoid unit). "
+                                   "`input` and null yield no class labels and are refused.")
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = Field(
+        "nearest", description="Resize filter for images that are not `pic_size` square (Keras `load_img`'s "
+                               "default: nearest).")
+    pipeline: Literal["tfdata", "keras"] = Field(
+        "tfdata", description="`tfdata`: images decoded once into a uint8 cache, fused augmentation in tf.data "
+                              "(fast); `keras`: ImageDataGenerator, exactly the notebook's generator.")
+    threads: Annotated[int, Field(ge=1, le=256)] | None = Field(None, description="Threads that build batches "
+                                                                                  "(tfdata); null = min(4, cores).")
+    cache_dir: str | None = Field(None, description="Decoded-image cache; null = `$FER_EXP_CACHE/decoded` "
+                                                    "(default `~/.cache/fer_exp/decoded`).")
+    on_bad_image: Literal["error", "skip"] = Field(
+        "error", description="Unreadable images: `error` stops before training and lists them by path; `skip` "
+                             "drops them and logs how many.")
+    dedupe: Literal["none", "within", "cross_split"] = Field(
+        "none", description="`within`: drop repeated copies (same decoded pixels) inside each split; "
+                            "`cross_split`: also drop from validation/test the images that occur in train, a "
+                            "leak-free validation set. The numbers dropped are logged (`data.dropped.*`).")
 
     @field_validator("class_mode")
     @classmethod
@@ -54,13 +67,18 @@ class _ImageData(StrictModel):
 class DirectoryData(_ImageData):
     """Class-per-folder layout: ``root/<train_dir>/<class>/*.jpg``, the same for val (and test)."""
 
-    source: Literal["directory"]
-    root: str
-    train_dir: str = "train"
-    val_dir: str = "validation"
-    test_dir: str | None = None
+    source: Literal["directory"] = Field(description="Class folders (`data=fer2013`).")
+    root: str = Field(description="The folder holding the split folders; `data=fer2013` reads `$FER2013_ROOT` "
+                                  "when it is set.")
+    train_dir: str = Field("train", description="The training split's folder under `root`.")
+    val_dir: str = Field("validation", description="The validation split's folder under `root` (not used "
+                                                   "with `validation_split`).")
+    test_dir: str | None = Field(None, description="A third split, evaluated once at the end (`test_*` metrics); "
+                                                   "null = none.")
     # > 0: validation is this fraction of each class of train_dir (Keras's subset="validation")
-    validation_split: Fraction = 0.0
+    validation_split: Fraction = Field(0.0, description="> 0: take validation from `train_dir` instead, this "
+                                                        "fraction of each class, as Keras's `validation_split` + "
+                                                        "`subset` do.")
 
     _root = field_validator("root")(lambda v: _required_path(v))
 
@@ -68,32 +86,39 @@ class DirectoryData(_ImageData):
 class SyntheticData(DirectoryData):
     """Generated faces (see :mod:`fer_exp.data.synthetic`), written on first use."""
 
-    source: Literal["synthetic"]
-    root: str | None = None  # null: the user cache dir
-    n_train: Annotated[int, Field(ge=14, le=200_000)] = 2000
-    n_val: Annotated[int, Field(ge=14, le=200_000)] = 500
-    generator_seed: NonNegativeInt = 0
+    source: Literal["synthetic"] = Field(description="The embedded synthetic faces (`data=synthetic`).")
+    root: str | None = Field(None, description="Where the generated faces are written; null = the user cache "
+                                               "dir (`$FER_EXP_CACHE`, default `~/.cache/fer_exp`).")
+    n_train: Annotated[int, Field(ge=14, le=200_000, description="Training faces to generate.")] = 2000
+    n_val: Annotated[int, Field(ge=14, le=200_000, description="Validation faces to generate.")] = 500
+    generator_seed: NonNegativeInt = Field(0, description="Seed of the face generator (identities, poses, "
+                                                          "expressions).")
 
     _root = field_validator("root")(lambda v: v)
 
 
 class _SplitColumn(_ImageData):
-    split_col: str | None = None  # a column naming each row's split
-    train_values: list[str] = ["train"]
-    val_values: list[str] = ["validation"]
-    test_values: list[str] = []
-    validation_split: Fraction = 0.0  # without split_col: the first fraction of rows (Keras)
+    split_col: str | None = Field(None, description="A column naming each row's split; null = use "
+                                                    "`validation_split`.")
+    train_values: list[str] = Field(["train"], description="Values of `split_col` that mark training rows.")
+    val_values: list[str] = Field(["validation"], description="Values of `split_col` that mark validation rows.")
+    test_values: list[str] = Field([], description="Values of `split_col` that mark test rows, evaluated once "
+                                                   "at the end (`test_*` metrics); [] = none.")
+    validation_split: Fraction = Field(0.0, description="Without `split_col`: the first fraction of rows becomes "
+                                                        "validation, as Keras does.")
 
 
 class DataFrameData(_SplitColumn):
     """A CSV or parquet table of image files and labels (``flow_from_dataframe``)."""
 
-    source: Literal["dataframe"]
-    path: str
-    x_col: str = "filename"
-    y_col: str = "class"
-    directory: str | None = None  # file names are relative to this folder (default: the table's)
-    classes: list[str] | None = None  # null: the sorted distinct labels
+    source: Literal["dataframe"] = Field(description="A CSV or parquet table (`data=dataframe`).")
+    path: str = Field(description="The `.csv` or `.parquet` file.")
+    x_col: str = Field("filename", description="The column of image file names.")
+    y_col: str = Field("class", description="The column of labels (class names).")
+    directory: str | None = Field(None, description="File names are relative to this folder; null = the "
+                                                    "table's folder.")
+    classes: list[str] | None = Field(None, description="The class list; null = the sorted distinct values of "
+                                                        "`y_col`.")
 
     _path = field_validator("path")(lambda v: _required_path(v))
 
@@ -101,13 +126,16 @@ class DataFrameData(_SplitColumn):
 class Fer2013CsvData(_SplitColumn):
     """The Kaggle ``fer2013.csv``: emotion index, 2304 space-separated pixels, Usage."""
 
-    source: Literal["fer2013_csv"]
-    path: str
-    split_col: str | None = "Usage"
-    train_values: list[str] = ["Training"]
-    val_values: list[str] = ["PublicTest"]
-    test_values: list[str] = ["PrivateTest"]
-    emotion_names: list[str] = FER2013_EMOTIONS  # index -> class name
+    source: Literal["fer2013_csv"] = Field(description="The Kaggle `fer2013.csv` (`data=fer2013_csv`).")
+    path: str = Field(description="The `fer2013.csv` file (columns `emotion`, `pixels`, `Usage`).")
+    split_col: str | None = Field("Usage", description="The column naming each row's split.")
+    train_values: list[str] = Field(["Training"], description="`Usage` values that mark training rows.")
+    val_values: list[str] = Field(["PublicTest"], description="`Usage` values that mark validation rows.")
+    test_values: list[str] = Field(["PrivateTest"], description="`Usage` values that mark test rows, evaluated "
+                                                                "once at the end; [] = none.")
+    emotion_names: list[str] = Field(FER2013_EMOTIONS, description="Emotion index -> class name (Kaggle's "
+                                                                   "order); classes are indexed in sorted order, "
+                                                                   "as folders are.")
 
     _path = field_validator("path")(lambda v: _required_path(v))
 
@@ -115,20 +143,21 @@ class Fer2013CsvData(_SplitColumn):
 class ArraysData(_ImageData):
     """``.npz`` (or ``.npy`` pairs) of images and labels, as ``ImageDataGenerator.flow`` takes them."""
 
-    source: Literal["arrays"]
-    path: str  # an .npz, or a folder of <key>.npy files
-    x_train: str = "x_train"
-    y_train: str = "y_train"
-    x_val: str = "x_val"
-    y_val: str = "y_val"
-    x_test: str | None = "x_test"  # used when present
-    y_test: str | None = "y_test"
-    class_names: list[str] | None = None  # null: the file's class_names array, else "0".."k-1"
+    source: Literal["arrays"] = Field(description="Arrays of images and labels (`data=arrays`).")
+    path: str = Field(description="An `.npz`, or a folder of `<key>.npy` files.")
+    x_train: str = Field("x_train", description="Key of the training images: (N, rows, cols[, channels]), "
+                                                "uint8 or floats in [0, 1].")
+    y_train: str = Field("y_train", description="Key of the training labels: class indices or one-hot rows.")
+    x_val: str = Field("x_val", description="Key of the validation images.")
+    y_val: str = Field("y_val", description="Key of the validation labels.")
+    x_test: str | None = Field("x_test", description="Key of the test images, used when present.")
+    y_test: str | None = Field("y_test", description="Key of the test labels, used when present.")
+    class_names: list[str] | None = Field(None, description="Class names; null = the file's `class_names` "
+                                                            "array, else \"0\"..\"k-1\".")
 
     _path = field_validator("path")(lambda v: _required_path(v))
 
 
-DataConfig = Annotated[DirectoryData | SyntheticData | DataFrameData | Fer2013CsvData | ArraysData,
-                       Field(discriminator="source")]
+DataConfig = tagged_union(subclasses_by_tag(_ImageData, "source"), "source")
 
 

@@ -38,11 +38,16 @@ class OptimizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
-    target: str = Field(alias="_target_", pattern=r"^keras\.optimizers\.[A-Za-z]\w*$")
-    learning_rate: PositiveFloat
-    weight_decay: NonNegativeFloat | None = None
-    momentum: Annotated[float, Field(ge=0, lt=1)] | None = None
-    clipnorm: PositiveFloat | None = None
+    target: str = Field(alias="_target_", pattern=r"^keras\.optimizers\.[A-Za-z]\w*$",
+                        description="The Keras optimizer class, e.g. `keras.optimizers.AdamW`; set by the "
+                                    "`optimizer=` option.")
+    learning_rate: PositiveFloat = Field(description="The base (peak) learning rate; the `schedule` shapes it "
+                                                     "over training.")
+    weight_decay: NonNegativeFloat | None = Field(
+        None, description="Decoupled weight decay (AdamW, and optimizers that take it); null = the class's default.")
+    momentum: Annotated[float, Field(ge=0, lt=1)] | None = Field(None, description="Momentum (SGD, RMSprop); "
+                                                                                   "null = the class's default.")
+    clipnorm: PositiveFloat | None = Field(None, description="Clip each gradient to this norm; null = no clipping.")
 
 
 # --------------------------------------------------------------------------- training
@@ -50,66 +55,103 @@ class OptimizerConfig(BaseModel):
 
 
 class EarlyStoppingConfig(StrictModel):
-    enabled: bool = True
-    monitor: Monitor = "val_accuracy"
-    patience: NonNegativeInt = 8
-    min_delta: NonNegativeFloat = 0.0
-    restore_best_weights: bool = True
+    """Keras's EarlyStopping, resumable: its counters are checkpointed with every epoch."""
+
+    enabled: bool = Field(True, description="Stop when the monitored value has not improved for `patience` epochs.")
+    monitor: Monitor = Field("val_accuracy", description="The per-epoch value early stopping watches.")
+    patience: NonNegativeInt = Field(8, description="Epochs without improvement before training stops.")
+    min_delta: NonNegativeFloat = Field(0.0, description="The smallest change that counts as an improvement.")
+    restore_best_weights: bool = Field(True, description="On stopping, go back to the weights of the best epoch.")
 
 
 class CallbacksConfig(StrictModel):
-    checkpoint_monitor: Monitor = "val_accuracy"
-    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    """What the training callbacks watch: checkpoints and early stopping."""
+
+    checkpoint_monitor: Monitor = Field(
+        "val_accuracy", description="The value whose best epoch is kept as `checkpoints/best.keras` (and evaluated "
+                                    "at the end).")
+    early_stopping: EarlyStoppingConfig = Field(EarlyStoppingConfig(), description="Early stopping's settings.")
 
 
 class ThreadsConfig(StrictModel):
     """TensorFlow thread pools; 0 lets TensorFlow use every core."""
 
-    intra_op: NonNegativeInt = 0
-    inter_op: NonNegativeInt = 0
+    intra_op: NonNegativeInt = Field(0, description="Threads inside one op (TensorFlow's intra-op pool); 0 = "
+                                                    "TensorFlow's default (all cores), or cores / n_jobs in a "
+                                                    "joblib sweep.")
+    inter_op: NonNegativeInt = Field(0, description="Ops run in parallel (TensorFlow's inter-op pool); 0 = "
+                                                    "TensorFlow's default.")
 
 
 TTA_MAX_SHIFT = 8  # pixels: test-time views are small moves of the face (a sixth of a 48-px image)
 
 
 class RunConfig(StrictModel):
-    data: DataConfig
-    augmentation: AugmentationConfig
-    model: ModelConfig
-    optimizer: OptimizerConfig
-    schedule: ScheduleConfig
-    callbacks: CallbacksConfig = CallbacksConfig()
-    threads: ThreadsConfig = ThreadsConfig()
+    """One run: data + augmentation + model + optimizer + schedule, and how to train and track it."""
 
-    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
-    epochs: Annotated[int, Field(ge=1, le=100_000)] = 15
-    seed: NonNegativeInt = 42
-    deterministic: bool = False
-    class_weight: Literal["balanced", "none"] = "balanced"
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    time_budget_min: PositiveFloat | None = None  # stop when another epoch would not fit
-    # with a budget: play a step-based schedule (cosine, onecycle, step) faster so that it ends
-    # in the epochs that fit, instead of being cut off half-way
-    time_budget_fit_schedule: bool = True
-    tta: bool = False  # also evaluate with horizontal-flip test-time augmentation (*_tta metrics)
-    # with tta: also average over the image shifted this many pixels up, down, left, right (10 views)
-    tta_shift: Annotated[int, Field(ge=0, le=TTA_MAX_SHIFT)] = 0
-    # half-precision compute, float32 weights: bfloat16 for CPUs with AMX/AVX512-BF16 (and recent
-    # GPUs), float16 for GPUs with tensor cores, auto = whichever this machine computes natively
-    mixed_precision: Literal["off", "auto", "bfloat16", "float16"] = "off"
-    limit_train_batches: PositiveInt | None = None
-    limit_val_batches: PositiveInt | None = None
-    preview_images: Annotated[int, Field(ge=0, le=256)] = 32
-    # the final metric a job returns to the sweeper (Optuna maximizes/minimizes it)
-    optimized_metric: str = "best_val_accuracy"
+    data: DataConfig = Field(description="Where the images come from and how they become model inputs.")
+    augmentation: AugmentationConfig = Field(description="How training images are augmented.")
+    model: ModelConfig = Field(description="The architecture and its hyperparameters.")
+    optimizer: OptimizerConfig = Field(description="The Keras optimizer and its arguments.")
+    schedule: ScheduleConfig = Field(description="How the learning rate changes over training.")
+    callbacks: CallbacksConfig = Field(CallbacksConfig(), description="Checkpoint and early-stopping settings.")
+    threads: ThreadsConfig = Field(ThreadsConfig(), description="TensorFlow's thread pools.")
 
-    experiment_name: Annotated[str, Field(min_length=1)] = "fer_exp"
-    run_name: str | None = None
-    tracking_uri: Annotated[str, Field(min_length=1)]
-    # none: an unreachable tracking store stops the run before training; local: ./mlflow.db instead
-    tracking_fallback: Literal["none", "local"] = "none"
-    # an interrupted run's output folder or MLflow run id: continue it from its last epoch
-    resume: str | None = None
+    batch_size: Annotated[int, Field(ge=1, le=65536, description="Images per training and evaluation batch.")] = 64
+    epochs: Annotated[int, Field(ge=1, le=100_000, description="The most epochs to train (early stopping or "
+                                                               "`time_budget_min` may stop sooner).")] = 15
+    seed: NonNegativeInt = Field(42, description="Seeds Python, NumPy, TensorFlow and both input pipelines: the "
+                                                 "same config on the same CPU gives the same metrics.")
+    deterministic: bool = Field(False, description="Also turn on TensorFlow's op determinism: exact across thread "
+                                                   "counts and hardware, but slower.")
+    class_weight: Literal["balanced", "none"] = Field(
+        "balanced", description="`balanced`: scikit-learn's `compute_class_weight('balanced')` on the train labels "
+                                "weights the loss; `none` (or null): unweighted.")
+    label_smoothing: Annotated[float, Field(ge=0, lt=1, description="Cross-entropy label smoothing (0 = off); "
+                                                                    "needs one-hot (categorical) labels.")] = 0.0
+    time_budget_min: PositiveFloat | None = Field(
+        None, description="Wall-clock training budget in minutes: stop after the epoch that leaves too little time "
+                          "for another, so that same-budget comparisons are exact (null = train all epochs).")
+    time_budget_fit_schedule: bool = Field(
+        True, description="With a budget, play a step-based schedule (cosine, onecycle, step) faster so that it "
+                          "ends in the epochs that fit (planned from the mean epoch time, logged as "
+                          "`budget_epochs`) instead of being cut off half-way.")
+    tta: bool = Field(False, description="Also evaluate with horizontal-flip test-time augmentation "
+                                         "(`val_accuracy_tta`, `val_macro_f1_tta`).")
+    tta_shift: Annotated[int, Field(ge=0, le=TTA_MAX_SHIFT,
+                                    description="With `tta`: also average over the image and its mirror shifted "
+                                                "this many pixels up, down, left and right (10 views instead of 2; "
+                                                "0 = flip only).")] = 0
+    mixed_precision: Literal["off", "auto", "bfloat16", "float16"] = Field(
+        "off", description="Half-precision compute with float32 weights: `bfloat16` for CPUs with AMX or "
+                           "AVX512-BF16 (and recent GPUs), `float16` for GPUs with tensor cores, `auto` for "
+                           "whichever this machine computes natively (else off); `true`/`false` still mean "
+                           "`float16`/`off`. The choice is logged as `env.precision`.")
+    limit_train_batches: PositiveInt | None = Field(None, description="Cap the training batches per epoch "
+                                                                      "(debug configs set it); null = the whole split.")
+    limit_val_batches: PositiveInt | None = Field(None, description="Cap the validation batches per epoch; "
+                                                                    "null = the whole split.")
+    preview_images: Annotated[int, Field(ge=0, le=256, description="Augmented training images drawn into "
+                                                                   "`augmented_samples.png` (0 = none).")] = 32
+    optimized_metric: str = Field(
+        "best_val_accuracy", description="The final metric a job returns to the sweeper (what "
+                                         "`hparams_search=optuna` optimizes): `best_val_accuracy`, `val_macro_f1`, "
+                                         "`train_time_s`, or `val_f1.<class>` / `val_precision.<class>` / "
+                                         "`val_recall.<class>`.")
+
+    experiment_name: Annotated[str, Field(min_length=1, description="The MLflow experiment the run is "
+                                                                    "logged to.")] = "fer_exp"
+    run_name: str | None = Field(None, description="The MLflow run name; null = MLflow's (in a sweep: the job "
+                                                   "number and its overrides).")
+    tracking_uri: Annotated[str, Field(min_length=1, description="The MLflow store: `$MLFLOW_TRACKING_URI` if "
+                                                                 "set, else `mlflow.db` in the directory you "
+                                                                 "launched from, so that `mlflow ui` started "
+                                                                 "there shows the runs.")]
+    tracking_fallback: Literal["none", "local"] = Field(
+        "none", description="Tracking store unreachable at start: `none` stops with an error before training; "
+                            "`local` logs to `./mlflow.db` instead and says so.")
+    resume: str | None = Field(None, description="Continue an interrupted run from its last epoch: its output "
+                                                 "folder or its MLflow run id.")
 
     def to_tree(self) -> dict[str, Any]:
         """The complete config as nested dicts, as logged to MLflow."""
@@ -123,6 +165,8 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _coherent(self):
+        """Mixup and cutmix need `data.class_mode=categorical`; `label_smoothing` needs one-hot labels (not
+        `sparse`); `tta_shift` needs `tta=true`."""
         if self.data.class_mode != "categorical" and (self.augmentation.mixup_prob or self.augmentation.cutmix_prob):
             raise ValueError("mixup and cutmix mix one-hot labels: use data.class_mode=categorical")
         if self.data.class_mode == "sparse" and self.label_smoothing:

@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 
 
 def default_threads() -> int:
-    """Batch builders. The numba kernel does ~60 k images/s per thread with the GIL released,
-    far more than a model consumes, so the threads idle most of the time: one per core up to
-    four is plenty on 2 cores as on 16."""
+    """Batch builders. The numba kernel builds batches far faster per thread than a model
+    consumes them (``scripts/bench_input.py`` measures both), with the GIL released, so the
+    threads idle most of the time: one per core up to four is plenty on 2 cores as on 16."""
     return max(1, min(4, os.cpu_count() or 1))
 
 

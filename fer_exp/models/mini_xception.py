@@ -13,14 +13,16 @@ class MiniXception(ModelSpec):
     """mini-Xception (Arriaga et al. 2017), the classic real-time FER model: a conv stem, then
     residual modules of depthwise-separable convolutions, a conv to the classes and GAP."""
 
-    name: Literal["mini_xception"]
+    name: Literal["mini_xception"] = Field(description="Selects this model (`model=mini_xception`).")
     # slower in bfloat16 with AMX (scripts/bench_precision.py): oneDNN's depthwise and 8-16-channel convolutions
     # gain nothing from bfloat16 and lose to the casts
     bfloat16_pays_on_cpu: ClassVar[bool] = False
-    stem_filters: PositiveInt = 8
-    filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=1)
-    l2: L2 = 0.01
-    dropout: Rate = 0.0
+    stem_filters: PositiveInt = Field(8, description="Width of the two 3x3 stem convolutions.")
+    filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=1,
+                                       description="Widths of the residual depthwise-separable modules, one "
+                                                   "module each.")
+    l2: L2 = Field(0.01, description="L2 penalty on the stem and separable convolution kernels.")
+    dropout: Rate = Field(0.0, description="Dropout before global average pooling (0 = none).")
 
     def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras

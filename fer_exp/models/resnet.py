@@ -13,12 +13,14 @@ class ResNet(ModelSpec):
     """A small ResNet for 48x48 inputs: a 3x3 stem, stages of basic residual blocks (two 3x3
     convs, identity or 1x1 projection shortcut), stride 2 between stages, GAP."""
 
-    name: Literal["resnet"]
-    stem_filters: PositiveInt = 32
-    filters: list[PositiveInt] = Field(default=[32, 64, 128, 256], min_length=1)
-    blocks_per_stage: Annotated[int, Field(ge=1, le=8)] = 2
-    dropout: Rate = 0.2
-    l2: L2 = 0.0
+    name: Literal["resnet"] = Field(description="Selects this model (`model=resnet`).")
+    stem_filters: PositiveInt = Field(32, description="Width of the 3x3 stem convolution.")
+    filters: list[PositiveInt] = Field(default=[32, 64, 128, 256], min_length=1,
+                                       description="Widths of the stages; stride 2 between stages.")
+    blocks_per_stage: Annotated[int, Field(ge=1, le=8, description="Basic residual blocks (two 3x3 "
+                                                                   "convolutions) per stage.")] = 2
+    dropout: Rate = Field(0.2, description="Dropout after global average pooling (0 = none).")
+    l2: L2 = Field(0.0, description="L2 penalty on every convolution kernel (0 = none).")
 
     def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras

@@ -17,16 +17,21 @@ class SeedCNN(ModelSpec):
     GlobalAveragePooling -> Dense 128 ReLU -> Dropout 0.5 -> softmax.
     """
 
-    name: Literal["seed_cnn"]
-    filters: list[PositiveInt] = Field(default=[64, 128, 512, 512], min_length=1)
-    kernel_sizes: list[Annotated[int, Field(ge=1, le=11)]] = Field(default=[3, 5, 3, 3], min_length=1)
-    dropout: Rate = 0.25
-    dense_units: PositiveInt = 128
-    head_dropout: Rate = 0.5
-    l2: L2 = 0.001
+    name: Literal["seed_cnn"] = Field(description="Selects this model (`model=seed_cnn`).")
+    filters: list[PositiveInt] = Field(default=[64, 128, 512, 512], min_length=1,
+                                       description="Convolution widths, one conv-BN-ReLU-pool-dropout block each.")
+    kernel_sizes: list[Annotated[int, Field(ge=1, le=11)]] = Field(default=[3, 5, 3, 3], min_length=1,
+                                                                   description="Kernel size of each block's "
+                                                                               "convolution (as many as "
+                                                                               "`filters`).")
+    dropout: Rate = Field(0.25, description="Dropout after every block.")
+    dense_units: PositiveInt = Field(128, description="Units of the dense layer after global average pooling.")
+    head_dropout: Rate = Field(0.5, description="Dropout after the dense layer.")
+    l2: L2 = Field(0.001, description="L2 penalty on every convolution but the first and on the dense layer.")
 
     @model_validator(mode="after")
     def _same_length(self):
+        """`filters` and `kernel_sizes` have the same length."""
         if len(self.filters) != len(self.kernel_sizes):
             raise ValueError(
                 f"filters ({len(self.filters)} values) and kernel_sizes "

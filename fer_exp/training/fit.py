@@ -73,7 +73,7 @@ def compile_model(model, cfg: RunConfig, steps: int) -> None:
         optimizer=build_optimizer(cfg, steps),
         loss=loss_for(cfg),
         metrics=["accuracy"],
-        jit_compile=False,  # XLA is ~3.7x slower for these models on CPU
+        jit_compile=False,  # XLA made these models slower, not faster, on CPU
     )
 
 

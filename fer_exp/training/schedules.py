@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
 
+from fer_exp.registry import subclasses_by_tag, tagged_union
+
 Monitor = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
 
 
@@ -45,15 +47,22 @@ class Schedule(BaseModel):
 
 
 class Constant(Schedule):
-    name: Literal["constant"]
+    """``optimizer.learning_rate`` throughout."""
+
+    name: Literal["constant"] = Field(description="Selects this schedule (`schedule=constant`).")
 
 
 class Plateau(Schedule):
-    name: Literal["plateau"]
-    monitor: Monitor = "val_loss"
-    factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    patience: Annotated[int, Field(ge=0)] = 3
-    min_lr: NonNegativeFloat = 1e-6
+    """Keras's ReduceLROnPlateau (the notebook's policy): multiply the rate by ``factor`` when the
+    monitored value stalls; its counters are checkpointed, so a resumed run continues them."""
+
+    name: Literal["plateau"] = Field(description="Selects this schedule (`schedule=plateau`).")
+    monitor: Monitor = Field("val_loss", description="The per-epoch value whose stalling lowers the rate.")
+    factor: Annotated[float, Field(gt=0, lt=1, description="Multiply the rate by this when the monitored value "
+                                                           "stalls.")] = 0.5
+    patience: Annotated[int, Field(ge=0, description="Epochs without improvement before the rate is "
+                                                     "lowered.")] = 3
+    min_lr: NonNegativeFloat = Field(1e-6, description="The rate never goes below this.")
 
     def callbacks(self, initial_state=None):
         from fer_exp.training.callbacks import ResumableReduceLROnPlateau
@@ -64,9 +73,13 @@ class Plateau(Schedule):
 
 
 class Cosine(Schedule):
-    name: Literal["cosine"]
-    warmup_epochs: NonNegativeFloat = 1.0
-    alpha: Annotated[float, Field(ge=0, le=1)] = 0.0  # final rate as a fraction of the base
+    """Linear warm-up for ``warmup_epochs``, then cosine decay to ``alpha`` x the base rate."""
+
+    name: Literal["cosine"] = Field(description="Selects this schedule (`schedule=cosine`).")
+    warmup_epochs: NonNegativeFloat = Field(1.0, description="Epochs of linear warm-up to the base rate "
+                                                             "(fractions allowed; 0 = none).")
+    alpha: Annotated[float, Field(ge=0, le=1, description="The final rate as a fraction of the "
+                                                          "base.")] = 0.0
 
     def learning_rate(self, base_lr, steps_per_epoch, epochs):
         import keras
@@ -80,10 +93,15 @@ class Cosine(Schedule):
 
 
 class OneCycle(Schedule):
-    name: Literal["onecycle"]
-    warmup_pct: Annotated[float, Field(gt=0, lt=1)] = 0.3
-    div_factor: Annotated[float, Field(ge=1)] = 25.0
-    final_div_factor: Annotated[float, Field(ge=1)] = 1e4
+    """One-cycle: warm up from base/``div_factor`` to the base rate over ``warmup_pct`` of training,
+    then anneal to base/``final_div_factor``."""
+
+    name: Literal["onecycle"] = Field(description="Selects this schedule (`schedule=onecycle`).")
+    warmup_pct: Annotated[float, Field(gt=0, lt=1, description="The fraction of training spent warming "
+                                                               "up.")] = 0.3
+    div_factor: Annotated[float, Field(ge=1, description="The rate starts at base / div_factor.")] = 25.0
+    final_div_factor: Annotated[float, Field(ge=1, description="The rate ends at base / "
+                                                               "final_div_factor.")] = 1e4
 
     def learning_rate(self, base_lr, steps_per_epoch, epochs):
         from fer_exp.training.keras_objects import OneCycleSchedule
@@ -93,9 +111,11 @@ class OneCycle(Schedule):
 
 
 class Step(Schedule):
-    name: Literal["step"]
-    step_epochs: PositiveInt = 10
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+    """Multiply the rate by ``gamma`` every ``step_epochs`` epochs."""
+
+    name: Literal["step"] = Field(description="Selects this schedule (`schedule=step`).")
+    step_epochs: PositiveInt = Field(10, description="Epochs between two steps down.")
+    gamma: Annotated[float, Field(gt=0, le=1, description="Multiply the rate by this at every step.")] = 0.1
 
     def learning_rate(self, base_lr, steps_per_epoch, epochs):
         import keras
@@ -105,4 +125,4 @@ class Step(Schedule):
 
 
 # The ``schedule`` config section: one policy, chosen by ``schedule.name``.
-ScheduleConfig = Annotated[Constant | Plateau | Cosine | OneCycle | Step, Field(discriminator="name")]
+ScheduleConfig = tagged_union(subclasses_by_tag(Schedule, "name"), "name")
