@@ -36,6 +36,8 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
 
 
 def format_validation_error(exc: ValidationError, container: dict[str, Any]) -> str:
+    """pydantic's errors as one message, a line per problem: the dotted key, the value given
+    and the rule it breaks (unknown and missing keys, and checks across keys, by name)."""
     lines = []
     for err in exc.errors():
         key_parts = _key_path(container, [str(p) for p in err["loc"]])

@@ -13,6 +13,7 @@ import logging
 
 import keras
 import numpy as np
+from typing_extensions import override
 
 from fer_exp.augment import extra, keras_idg
 from fer_exp.augment.pipeline import featurewise_stats, needs_featurewise_stats
@@ -130,5 +131,6 @@ class Mixed(keras.utils.PyDataset):
         self.total_batches_seen += 1
         return extra.mix_batch(x, y, self.aug, rng, self.class_weights)
 
+    @override
     def on_epoch_end(self):
         self.source.on_epoch_end()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+from typing_extensions import override
 
 
 @keras.saving.register_keras_serializable(package="fer_exp")
@@ -17,6 +18,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     non-image inputs and float32 fall back to Keras's own code.
     """
 
+    @override
     def call(self, inputs, training=None, mask=None):
         import tensorflow as tf
 

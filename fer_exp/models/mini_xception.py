@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
+from typing_extensions import override
 
 from fer_exp.models.base import L2, ModelSpec, Rate, batch_norm, head
 
@@ -24,6 +25,7 @@ class MiniXception(ModelSpec):
     l2: L2 = Field(0.01, description="L2 penalty on the stem and separable convolution kernels.")
     dropout: Rate = Field(0.0, description="Dropout before global average pooling (0 = none).")
 
+    @override
     def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras
         from keras import layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
+from typing_extensions import override
 
 from fer_exp.models.base import L2, ModelSpec, Rate, batch_norm, head
 
@@ -22,6 +23,7 @@ class ResNet(ModelSpec):
     dropout: Rate = Field(0.2, description="Dropout after global average pooling (0 = none).")
     l2: L2 = Field(0.0, description="L2 penalty on every convolution kernel (0 = none).")
 
+    @override
     def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras
         from keras import layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
+from typing_extensions import override
 
 from fer_exp.models.base import L2, ModelSpec, Rate, batch_norm, head
 
@@ -39,6 +40,7 @@ class SeedCNN(ModelSpec):
             )
         return self
 
+    @override
     def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras
         from keras import layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
+from typing_extensions import override
 
 from fer_exp.models.base import L2, ModelSpec, Rate, batch_norm, head
 
@@ -31,6 +32,7 @@ class SmallCNN(ModelSpec):
                                                                 "statistics within an epoch on small "
                                                                 "datasets.")] = 0.9
 
+    @override
     def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras
         from keras import layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
+from typing_extensions import override
 
 from fer_exp.models.base import L2, ModelSpec, Rate, batch_norm, head
 
@@ -26,6 +27,7 @@ class VGGFer(ModelSpec):
     dropout: Rate = Field(0.4, description="Dropout after each fully connected layer.")
     l2: L2 = Field(0.0, description="L2 penalty on the convolution and dense kernels (0 = none).")
 
+    @override
     def build(self, input_shape, num_classes, class_mode="categorical"):
         import keras
         from keras import layers

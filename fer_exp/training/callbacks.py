@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from typing_extensions import override
 
 from fer_exp.training.keras_objects import BudgetFittedSchedule
 
@@ -65,6 +66,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self._initial_state = initial_state or {}
         self._best_weights_path = best_weights_path
 
+    @override
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         for key in ("wait", "stopped_epoch", "best", "best_epoch"):
@@ -87,6 +89,7 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         super().__init__(*args, **kwargs)
         self._initial_state = initial_state or {}
 
+    @override
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         for key in ("wait", "best", "cooldown_counter"):
@@ -114,6 +117,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.extra_state = extra_state or {}
         self.trained_before = state.get("train_time_s", 0.0)  # by the runs this one resumes
 
+    @override
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
 
@@ -122,6 +126,7 @@ class Checkpointer(keras.callbacks.Callback):
             return True
         return value > self.best if self.mode == "max" else value < self.best
 
+    @override
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         logs["learning_rate"] = current_learning_rate(self.model)
@@ -158,9 +163,11 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
         super().__init__()
         self.tracker = tracker
 
+    @override
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
+    @override
     def on_epoch_end(self, epoch, logs=None):
         metrics = {k: float(v) for k, v in (logs or {}).items()}
         metrics["learning_rate"] = current_learning_rate(self.model)
@@ -183,6 +190,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.max_epochs, self.steps_per_epoch = max_epochs, steps_per_epoch
         self.planned = max_epochs
 
+    @override
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
         self._epochs = 0
@@ -190,6 +198,7 @@ class TimeBudget(keras.callbacks.Callback):
         schedule = getattr(self.model.optimizer, "_learning_rate", None)
         self.schedule = schedule if isinstance(schedule, BudgetFittedSchedule) else None
 
+    @override
     def on_epoch_end(self, epoch, logs=None):
         self._epochs += 1
         elapsed = time.perf_counter() - self._start

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+from typing_extensions import override
 
 
 @keras.saving.register_keras_serializable(package="fer_exp")
@@ -19,6 +20,7 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.div_factor = float(div_factor)
         self.final_div_factor = float(final_div_factor)
 
+    @override
     def __call__(self, step):
         ops = keras.ops
         step = ops.cast(step, "float32")
@@ -32,6 +34,7 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
         down = anneal(self.peak_lr, end, (step - warm) / max(1.0, self.total_steps - warm))
         return ops.where(step < warm, up, down)
 
+    @override
     def get_config(self):
         return {"peak_lr": self.peak_lr, "total_steps": self.total_steps, "warmup_pct": self.warmup_pct,
                 "div_factor": self.div_factor, "final_div_factor": self.final_div_factor}
@@ -65,6 +68,7 @@ class BudgetFittedSchedule(keras.optimizers.schedules.LearningRateSchedule):
         pos = self.offset + (ops.cast(step, "float32") - self.anchor) * self.rate
         return ops.minimum(pos, float(self.planned_steps))
 
+    @override
     def __call__(self, step):
         return self.inner(self.position(step))
 
@@ -77,6 +81,7 @@ class BudgetFittedSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.anchor.assign(float(step))
         self.rate.assign(max(rate, 1e-6))
 
+    @override
     def get_config(self):
         def value(v):
             return float(keras.ops.convert_to_numpy(v))

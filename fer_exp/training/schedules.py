@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+from typing_extensions import override
 
 from fer_exp.registry import subclasses_by_tag, tagged_union
 
@@ -64,6 +65,7 @@ class Plateau(Schedule):
                                                      "lowered.")] = 3
     min_lr: NonNegativeFloat = Field(1e-6, description="The rate never goes below this.")
 
+    @override
     def callbacks(self, initial_state=None):
         from fer_exp.training.callbacks import ResumableReduceLROnPlateau
 
@@ -81,6 +83,7 @@ class Cosine(Schedule):
     alpha: Annotated[float, Field(ge=0, le=1, description="The final rate as a fraction of the "
                                                           "base.")] = 0.0
 
+    @override
     def learning_rate(self, base_lr, steps_per_epoch, epochs):
         import keras
 
@@ -103,6 +106,7 @@ class OneCycle(Schedule):
     final_div_factor: Annotated[float, Field(ge=1, description="The rate ends at base / "
                                                                "final_div_factor.")] = 1e4
 
+    @override
     def learning_rate(self, base_lr, steps_per_epoch, epochs):
         from fer_exp.training.keras_objects import OneCycleSchedule
 
@@ -117,6 +121,7 @@ class Step(Schedule):
     step_epochs: PositiveInt = Field(10, description="Epochs between two steps down.")
     gamma: Annotated[float, Field(gt=0, le=1, description="Multiply the rate by this at every step.")] = 0.1
 
+    @override
     def learning_rate(self, base_lr, steps_per_epoch, epochs):
         import keras
 
