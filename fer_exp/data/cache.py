@@ -23,6 +23,7 @@ from PIL import Image
 
 from fer_exp.data.table import ImageTable
 from fer_exp.errors import DataError
+from fer_exp.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ RESAMPLE_FILTERS = {
 
 def cache_dir_for(configured: str | None) -> Path:
     """``data.cache_dir``, or ``decoded/`` under fer_exp's cache root."""
-    from fer_exp.paths import cache_root
-
     return Path(configured).expanduser() if configured else cache_root() / "decoded"
 
 
