@@ -7,19 +7,37 @@ Benchmarks take hours and are run on different days and machines, so each finish
 copied into a committed record (``docs/benchmark_runs.json``, one entry per MLflow run id,
 with the machine it ran on); the Markdown is rendered from the whole record. Without
 ``--tracking-uri`` the page is rendered from the record alone.
+
+Every record holds what it takes to make its row again: ``config`` (the run's full resolved
+config as it logged it: the artifact ``config/config.yaml``, else its folder's ``run.json``),
+``overrides`` (its command line), for an ensemble ``members`` (run ids), ``tta`` and
+``tta_shift``, and ``reproduce`` (the command). Records made before the record kept these are
+brought to this format once with ``--migrate`` (see ``migrate``).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
+import re
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fer_exp.evaluate import tta_label
+from fer_exp.analysis.evaluate import tta_label
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+RUN_CLI = "python -m fer_exp"
+ENSEMBLE_CLI = "python -m fer_exp.ensemble"
+SHARED_ROOT = "../shared/data/fer2013"  # the shared split beside the checkout, as reconstructed configs read it
+NOT_BOTH = "recorded before ensembles logged both their plain and their TTA accuracy"
+# an ensemble's metric measured on the view-averaged probabilities, in old records, -> its TTA name
+TTA_OF = {"best_val_accuracy": "val_accuracy_tta", "val_macro_f1": "val_macro_f1_tta",
+          "val_f1_disgust": "val_f1_disgust_tta", "val_accuracy_leakfree": "val_accuracy_leakfree_tta"}
 
 
 def _metric(name):
@@ -40,11 +58,10 @@ FIELDS = {
     "epochs": _metric("epochs_run"),
     "train_time_s": _metric("train_time_s"),
     "best_val_accuracy": _metric("best_val_accuracy"),
-    # an ensemble built with --tta has only its TTA accuracy: show it in that column too
-    "val_accuracy_tta": lambda r: r.data.metrics.get("val_accuracy_tta", r.data.metrics.get("best_val_accuracy")
-                                                     if r.data.params.get("ensemble.tta") == "True" else None),
+    "val_accuracy_tta": _metric("val_accuracy_tta"),
     "tta_views": lambda r: _tta_views(r.data.params),
     "val_macro_f1": _metric("val_macro_f1"),
+    "val_macro_f1_tta": _metric("val_macro_f1_tta"),
     "val_f1_disgust": _metric("val_f1.disgust"),
     "val_accuracy_leakfree": _metric("val_accuracy_leakfree"),
     "precision": _param("env.precision"),
@@ -77,22 +94,198 @@ COLUMNS = [
     ("augmentation", "augmentation", str),
     ("epochs", "epochs", lambda v: "" if v is None else str(int(v))),
     ("train time (min)", "train_time_s", _num(1, 1 / 60)),
-    ("best val acc", "best_val_accuracy", _pct),
+    ("val acc", "best_val_accuracy", _pct),
     ("val acc, TTA", "val_accuracy_tta", _pct),
     ("TTA views", "tta_views", str),
     ("val macro-F1", "val_macro_f1", _num(4)),
+    ("val macro-F1, TTA", "val_macro_f1_tta", _num(4)),
     ("F1 disgust", "val_f1_disgust", _num(4)),
     ("leak-free val acc", "val_accuracy_leakfree", _pct),
     ("compute", "precision", lambda v: v.removeprefix("mixed_")),
     ("CPU", "cpu", str),
     ("date", "date", str),
+    ("run", "run_id", lambda v: f"`{v[:8]}`"),
 ]
+UNKNOWN = "—"  # a measured figure the record does not hold
+MEASURED = {"best_val_accuracy", "val_accuracy_tta", "val_macro_f1", "val_macro_f1_tta", "val_f1_disgust",
+            "val_accuracy_leakfree"}
 
 
-def record_of(run, section: str) -> dict:
-    if run.data.tags.get("fer_exp.kind") == "ensemble":
+def record_of(run, section: str, experiment: str | None = None, client=None) -> dict:
+    """One MLflow run as a record: its figures, its resolved config and the command that reproduces it."""
+    ensemble = run.data.tags.get("fer_exp.kind") == "ensemble"
+    if ensemble:
         section = "main"  # an ensemble is a recipe of its own, whichever experiment it is logged in
-    return {"run_id": run.info.run_id, "section": section, **{k: get(run) for k, get in FIELDS.items()}}
+    rec = {"run_id": run.info.run_id, "section": section, "experiment": experiment,
+           "kind": "ensemble" if ensemble else "run", **{k: get(run) for k, get in FIELDS.items()}}
+    if ensemble:
+        params = run.data.params
+        members = [m for m in params.get("ensemble.members", "").split(",") if m]
+        rec.update(members=members or None, members_source="logged" if members else None,
+                   tta=params.get("ensemble.tta", "").lower() == "true",
+                   tta_shift=int(float(params.get("ensemble.tta_shift", 0))), overrides=None)
+        rec.update(config=_ensemble_config(rec), config_source="logged")
+        if rec["tta"] and "val_accuracy_tta" not in run.data.metrics:
+            _tta_only(rec)  # logged by fer_exp before ensembles logged both accuracies
+    else:
+        rec["overrides"] = run.data.tags.get("overrides")
+        rec["config"] = logged_config(run, client)
+        rec["config_source"] = "logged" if rec["config"] is not None else None
+    rec["reproduce"] = reproduce_command(rec)
+    return rec
+
+
+def logged_config(run, client=None) -> dict | None:
+    """The run's full resolved config: its MLflow artifact config/config.yaml (secrets already
+    masked), else its run folder's run.json "config" (masked here); None when neither is reachable."""
+    import yaml
+    from mlflow.exceptions import MlflowException
+
+    if client is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                return yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config/config.yaml", tmp))
+                                      .read_text())
+            except (MlflowException, OSError):  # not logged, or its artifact store is gone: try the folder
+                pass
+    folder = run.data.tags.get("output_dir")
+    info = Path(folder) / "run.json" if folder else None
+    if info is None or not info.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    from fer_exp.tracking.redact import redact_tree, secret_keys
+
+    tree = json.loads(info.read_text()).get("config")
+    return redact_tree(tree, secret_keys(OmegaConf.create(tree))) if tree else None
+
+
+def _ensemble_config(rec: dict) -> dict:
+    """An ensemble's whole config is its command: the members (each with its own record) and the views."""
+    return {"ensemble": {"members": rec.get("members"), "tta": rec.get("tta"), "tta_shift": rec.get("tta_shift")},
+            "experiment_name": rec.get("experiment")}
+
+
+def _tta_only(rec: dict) -> None:
+    """An ensemble averaged over TTA views that logged only those figures, under the plain metrics'
+    names: move them to their TTA names and leave the plain ones unknown."""
+    for plain, tta in TTA_OF.items():
+        rec[tta], rec[plain] = rec.get(plain), None
+
+
+def is_ensemble(rec: dict) -> bool:
+    return rec.get("kind") == "ensemble" or str(rec.get("recipe", "")).startswith("ensemble of ")
+
+
+def reproduce_command(rec: dict) -> str | None:
+    """The command that makes this row again; None when it is not known (an ensemble whose members
+    are not recorded, a run whose command line is not)."""
+    if rec.get("reproduce"):
+        return rec["reproduce"]
+    if is_ensemble(rec):
+        if not rec.get("members"):
+            return None
+        views = (" --tta" + (f" --tta-shift {rec['tta_shift']}" if rec.get("tta_shift") else "")) if rec.get("tta") else ""
+        where = f" --experiment {rec['experiment']}" if rec.get("experiment") else ""
+        return f"{ENSEMBLE_CLI} {' '.join(rec['members'])}{views}{where}"
+    overrides = rec.get("overrides")
+    if overrides is None:
+        return None
+    return RUN_CLI if overrides in ("", "(defaults)") else f"{RUN_CLI} {overrides}"
+
+
+# --------------------------------------------------------------------------- records made before configs were kept
+
+
+def migrate(records: list[dict]) -> int:
+    """One-off: bring records made before the record kept configs to today's format; returns how many.
+
+    A single run gets the config composed from its recipe (``experiment=<recipe>``, the shared split,
+    and the swept value where the record names it: an ablation run's augmentation), marked
+    ``config_source: "reconstructed from ..."``; keys it cannot know (a sweep's seed, the tracking URI)
+    are null and listed in ``config_unknown``. An ensemble averaged over TTA views logged only TTA
+    figures then: they move to their TTA names and the plain ones become null. Its members are the
+    only set of recorded runs of its recipe whose epochs, training time and parameters add up to its
+    own (an ensemble logs these summed over its members), else null."""
+    old = [r for r in records if "config_source" not in r]
+    for rec in old:  # single runs first: the ensembles look for their members among them
+        if not is_ensemble(rec):
+            _migrate_run(rec)
+    for rec in old:
+        if is_ensemble(rec):
+            _migrate_ensemble(rec, records)
+    return len(old)
+
+
+def _compose(overrides: list[str]) -> dict:
+    from fer_exp.config import compose
+
+    return compose(overrides).to_tree()
+
+
+def _sweep_params(recipe: str) -> dict[str, str]:
+    """What the recipe's own Hydra sweep varies: {"seed": "1,2,3"}; {} for a single run."""
+    from hydra import compose, initialize_config_dir
+
+    from fer_exp.config import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={recipe}"], return_hydra_config=True)
+    return {str(k): str(v) for k, v in (cfg.hydra.sweeper.get("params") or {}).items()}
+
+
+def _migrate_run(rec: dict) -> None:
+    recipe = rec["recipe"]
+    overrides = [f"experiment={recipe}", f"data.root={SHARED_ROOT}"]
+    unknown, notes = ["tracking_uri"], []
+    for key, values in _sweep_params(recipe).items():
+        if key == "augmentation" and rec.get("augmentation"):
+            overrides.append(f"augmentation={rec['augmentation']}")  # the record names the sweep's value
+        else:
+            unknown.append(key)
+            notes.append(f"`{key}` not recorded: the recipe sweeps {key}={values}, and its command runs the whole sweep")
+    config = _compose(overrides)
+    for key in unknown:
+        *parents, leaf = key.split(".")
+        node = config
+        for p in parents:
+            node = node[p]
+        node[leaf] = None
+    for what, recorded, composed in (("model", rec.get("model"), config["model"]["name"]),
+                                     ("TTA views", rec.get("tta_views"),
+                                      tta_label(config["tta_shift"]) if config["tta"] else None)):
+        if recorded != composed:
+            notes.append(f"the recorded {what} ({recorded}) differs from the reconstructed config's ({composed})")
+    rec.update(kind="run", experiment=config["experiment_name"], overrides=None, config=config,
+               config_source="reconstructed from " + " ".join(overrides), config_unknown=unknown,
+               reproduce=f"{RUN_CLI} {' '.join(overrides)}")
+    if notes:
+        rec.setdefault("notes", []).extend(notes)
+
+
+def _tta_shift_of(views: str | None) -> int:
+    found = re.search(r"\+ (\d+) px shifts", views or "")
+    return int(found[1]) if found else 0
+
+
+def _migrate_ensemble(rec: dict, records: list[dict]) -> None:
+    size, recipes = re.fullmatch(r"ensemble of (\d+) × (.+)", rec["recipe"]).groups()
+    pool = [r for r in records if not is_ensemble(r) and r["recipe"] in recipes.split(" + ")]
+    fits = [c for c in itertools.combinations(pool, int(size))
+            if sum(r.get("epochs") or 0 for r in c) == rec.get("epochs")
+            and sum(r.get("parameters") or 0 for r in c) == rec.get("parameters")
+            and math.isclose(sum(r.get("train_time_s") or 0 for r in c), rec.get("train_time_s") or -1, rel_tol=1e-12)]
+    members = [r["run_id"] for r in fits[0]] if len(fits) == 1 else None
+    tta = rec.get("tta_views") is not None
+    rec.update(kind="ensemble", experiment=fits[0][0].get("experiment") if members else None,
+               members=members, tta=tta, tta_shift=_tta_shift_of(rec.get("tta_views")), overrides=None)
+    rec["members_source"] = (f"inferred: the only {size} recorded runs of {recipes} whose epochs, training time"
+                             " and parameters add up to this ensemble's (it logged their sums, not their ids)"
+                             if members else None)
+    rec.update(config=_ensemble_config(rec), config_source="reconstructed from the record")
+    if tta:
+        _tta_only(rec)
+    rec["reproduce"] = reproduce_command(rec)
 
 
 def finished_runs(client, experiment: str):
@@ -104,10 +297,16 @@ def finished_runs(client, experiment: str):
     return [r for r in runs if r.data.tags.get("fer_exp.sweep_role") != "parent"]
 
 
-def table(records: list[dict], columns=COLUMNS) -> str:
+def best_accuracy(rec: dict) -> float:
+    """The higher of a row's accuracies, plain or with TTA: the main table's order."""
+    return max((v for v in (rec.get("best_val_accuracy"), rec.get("val_accuracy_tta")) if v is not None), default=0)
+
+
+def table(records: list[dict], columns=COLUMNS, rank=lambda r: r.get("best_val_accuracy") or 0) -> str:
     lines = ["| " + " | ".join(title for title, _, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for rec in sorted(records, key=lambda r: -(r.get("best_val_accuracy") or 0)):
-        lines.append("| " + " | ".join(fmt(rec.get(key)) if rec.get(key) is not None else ""
+    for rec in sorted(records, key=lambda r: -rank(r)):
+        lines.append("| " + " | ".join(fmt(rec.get(key)) if rec.get(key) is not None
+                                       else UNKNOWN if key in MEASURED else ""
                                        for _, key, fmt in columns) + " |")
     return "\n".join(lines) + "\n"
 
@@ -141,8 +340,64 @@ ABLATION_COLUMNS = [
     COLUMN["best_val_accuracy"],
     ("vs none (pp)", "delta_none", _signed_pp),
     ("vs light (pp)", "delta_light", _signed_pp),
-    *(COLUMN[key] for key in ("val_accuracy_tta", "tta_views", "val_macro_f1", "val_f1_disgust", "val_accuracy_leakfree", "date")),
+    *(COLUMN[key] for key in ("val_accuracy_tta", "tta_views", "val_macro_f1", "val_f1_disgust", "val_accuracy_leakfree", "date",
+                              "run_id")),
 ]
+
+
+def _top_picks(rec: dict, records: list[dict]) -> tuple[str, list[str]] | None:
+    """What ``--top N --recipe R`` would pick from this record today, for an ensemble of one recipe."""
+    found = re.fullmatch(r"ensemble of (\d+) × ([^+]+)", str(rec.get("recipe", "")))
+    if not found:
+        return None
+    size, recipe = int(found[1]), found[2]
+    runs = [r for r in records if not is_ensemble(r) and r.get("recipe") == recipe
+            and r.get("experiment") == rec.get("experiment") and (r.get("best_val_accuracy") or 0) > 0]
+    runs.sort(key=lambda r: -r["best_val_accuracy"])
+    return f"--top {size} --recipe {recipe}", [r["run_id"] for r in runs[:size]]
+
+
+def row_notes(rec: dict, records: list[dict]) -> list[str]:
+    """What a reader of the reproduce command needs to know about this row."""
+    notes = []
+    source = rec.get("config_source")
+    if source is None and not is_ensemble(rec):
+        notes.append("resolved config not found (no config/config.yaml artifact, no run folder)")
+    elif source and source.startswith("reconstructed from ") and not is_ensemble(rec):
+        notes.append("config reconstructed from this command with today's `conf/`: recorded before the record"
+                     " kept each run's config")
+    if is_ensemble(rec) and rec.get("best_val_accuracy") is None and rec.get("val_accuracy_tta") is not None:
+        notes.append(f"plain (no TTA) figures not recorded: {NOT_BOTH}; with TTA, F1 disgust"
+                     f" {_num(4)(rec.get('val_f1_disgust_tta')) or UNKNOWN}, leak-free val acc"
+                     f" {_pct(rec.get('val_accuracy_leakfree_tta')) or UNKNOWN}")
+    if is_ensemble(rec):
+        members = rec.get("members")
+        top = _top_picks(rec, records)
+        if not members:
+            notes.append("members not recorded: `--top N` picks the best runs of the experiment when it is run,"
+                         " so it is not a reproduction of this ensemble")
+        else:
+            if rec.get("members_source", "logged") != "logged":
+                notes.append(f"members {rec['members_source']}")
+            known = {r["run_id"] for r in records}
+            notes += [f"member `{m}` is not in this record" for m in members if m not in known]
+            if top and sorted(top[1]) != sorted(members):
+                notes.append(f"`{top[0]}` picks other runs from this record today: name the members")
+            elif top:
+                notes.append(f"`{top[0]}` picks the same runs from this record today, but not once better runs"
+                             " of the recipe are logged: name the members")
+    return notes + list(rec.get("notes") or [])
+
+
+def reproduce_list(records: list[dict], label, rank, everything: list[dict]) -> str:
+    """One item per row, in the table's order: the command that makes it again, and its caveats
+    (``everything``: the whole record, where an ensemble's members are looked up)."""
+    lines = []
+    for rec in sorted(records, key=lambda r: -rank(r)):
+        cmd = reproduce_command(rec)
+        lines.append(f"- `{rec['run_id'][:8]}` {label(rec)}: " + (f"`{cmd}`" if cmd else "no command reproduces it"))
+        lines += [f"  - {note}" for note in row_notes(rec, everything)]
+    return "\n".join(lines) + "\n"
 
 
 def render(records: list[dict]) -> str:
@@ -156,8 +411,20 @@ def render(records: list[dict]) -> str:
         " image and its mirror (\"flip\"), and with \"N px shifts\" also of both moved N pixels up, down,"
         " left and right. \"Leak-free\" is validation without the images whose pixels also occur in"
         " train (see `python -m fer_exp.audit`).\n",
+        ("\"val acc\" and \"val macro-F1\" are without TTA, for a single run and an ensemble alike (a run: its"
+         " best checkpoint; an ensemble: its members' averaged probabilities); the TTA columns beside them average"
+         f" the views named in \"TTA views\". {UNKNOWN} is a figure the record does not hold: ensembles {NOT_BOTH}"
+         " have only TTA figures, so their plain accuracy, macro-F1, disgust F1 and leak-free accuracy are unknown"
+         " (their TTA disgust F1 and leak-free accuracy are in the notes under the table). Rows are ordered by"
+         " the higher of their two accuracies.\n"),
         "## Recipes\n",
-        table(main),
+        table(main, rank=best_accuracy),
+        "\n### How to reproduce each row\n",
+        ("Each run's record in `docs/benchmark_runs.json` holds its full resolved config (`config`, with"
+         " `config_source`), its command-line overrides and, for an ensemble, its member run ids; the command"
+         " below is its `reproduce`. An ensemble averages its members' checkpoints: to make it anew, train each"
+         " member with the command of its own row, then name the new run ids.\n"),
+        reproduce_list(main, lambda r: r["recipe"], best_accuracy, records),
     ]
     if ablation:
         first = ablation[0]
@@ -171,7 +438,10 @@ def render(records: list[dict]) -> str:
                   " alone). `light_<family>` is `light`"
                   " plus that family, so \"vs light\" is what the family adds (positive) or costs (negative)."
                   " Each row is one run with one seed, so differences of a few tenths of a point may be noise.\n",
-                  table(ablation_rows(ablation), ABLATION_COLUMNS)]
+                  table(ablation_rows(ablation), ABLATION_COLUMNS),
+                  "\n### How to reproduce each row\n",
+                  reproduce_list(ablation, lambda r: f"augmentation `{r.get('augmentation')}`",
+                                 lambda r: r.get("best_val_accuracy") or 0, records)]
     return "\n".join(parts)
 
 
@@ -182,12 +452,16 @@ def main(argv=None) -> int:
     parser.add_argument("--ablation", default=None, help="experiment holding the augmentation ablation sweep")
     parser.add_argument("--record", type=Path, default=DOCS / "benchmark_runs.json")
     parser.add_argument("--out", type=Path, default=DOCS / "benchmarks.md")
+    parser.add_argument("--migrate", action="store_true",
+                        help="once: bring records made before the record kept configs to today's format")
     args = parser.parse_args(argv)
 
     records = {r["run_id"]: r for r in json.loads(args.record.read_text())} if args.record.exists() else {}
     for rec in records.values():  # recorded before runs logged env.precision (all float32 then)
         rec.setdefault("precision", "float32")  # and before shifted TTA views existed
         rec.setdefault("tta_views", tta_label() if rec.get("val_accuracy_tta") is not None else None)
+    if args.migrate:
+        print(f"migrated {migrate(list(records.values()))} records made before the record kept configs")
     added = 0
     if args.tracking_uri:
         from mlflow.tracking import MlflowClient
@@ -196,10 +470,12 @@ def main(argv=None) -> int:
         for section, experiment in (("main", args.experiment), ("ablation", args.ablation)):
             for run in finished_runs(client, experiment) if experiment else []:
                 added += run.info.run_id not in records
-                records[run.info.run_id] = record_of(run, section)
+                records[run.info.run_id] = record_of(run, section, experiment, client)
     if not records:
         print(f"no finished runs in experiment {args.experiment!r} and no record at {args.record}", file=sys.stderr)
         return 2
+    for rec in records.values():
+        rec["reproduce"] = reproduce_command(rec)
     ordered = sorted(records.values(), key=lambda r: (r["date"], r["run_id"]))
     args.record.parent.mkdir(parents=True, exist_ok=True)
     args.record.write_text(json.dumps(ordered, indent=1) + "\n")

@@ -53,7 +53,9 @@ def test_cli_picks_the_top_runs_and_refuses_mixed_data(members):
                            "--tta", "--tracking-uri", uri, "--out", str(tmp / "top")],
                           cwd=tmp, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "ensemble of 2 (small_cnn, flip TTA): val accuracy" in proc.stdout
+    # both accuracies, each saying which it is
+    assert "ensemble of 2 (small_cnn): without TTA: val accuracy" in proc.stdout
+    assert "; with flip TTA: val accuracy" in proc.stdout
 
     other = _train(tmp, "c", "data.n_val=300")
     from fer_exp.runs.ensemble import run_ensemble
@@ -66,15 +68,53 @@ def test_cli_picks_the_top_runs_and_refuses_mixed_data(members):
         run_ensemble(uri, [a.run_id, b.run_id], tta_shift=2)
 
 
-def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members, tmp_path):
-    import json
-    from pathlib import Path
-
+@pytest.fixture(scope="module")
+def tta_ensemble(members, tmp_path_factory):
     from fer_exp.runs.ensemble import run_ensemble
 
     tmp, (a, b) = members
+    return run_ensemble(f"sqlite:///{tmp}/mlflow.db", [a.run_id, b.run_id], tta=True,
+                        out_dir=tmp_path_factory.mktemp("tta_ensemble"), tta_shift=1)
+
+
+def test_ensemble_with_tta_logs_its_plain_and_its_tta_accuracy_as_a_run_does(members, monkeypatch, tmp_path):
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from fer_exp.runs import ensemble
+
+    tmp, (a, b) = members
+    seen = []
+
+    def views_always_right(model, batches, n_batches, tta=False, tta_shift=0):
+        """The members' real predictions, with TTA views that always pick the true class, so the
+        plain and the TTA figures cannot coincide even for models this small."""
+        y_true, plain, _ = real_predict(model, batches, n_batches, tta=tta, tta_shift=tta_shift)
+        seen.append((y_true, plain))
+        return y_true, plain, np.eye(plain.shape[1])[y_true]
+
+    real_predict = ensemble.predict
+    monkeypatch.setattr(ensemble, "predict", views_always_right)
+    _, metrics = ensemble.run_ensemble(f"sqlite:///{tmp}/mlflow.db", [a.run_id, b.run_id], tta=True,
+                                       out_dir=tmp_path / "ens", tta_shift=1)
+    y_true = seen[0][0]
+    y_plain = np.mean([plain for _, plain in seen], axis=0).argmax(1)  # averaged here, not by the ensemble
+    assert metrics["best_val_accuracy"] == pytest.approx(np.mean(y_plain == y_true), abs=1e-9)
+    assert metrics["best_val_accuracy"] < 1  # so it cannot be the TTA figure
+    assert metrics["val_macro_f1"] == pytest.approx(f1_score(y_true, y_plain, average="macro"), abs=1e-9)
+    assert metrics["val_accuracy_tta"] == metrics["val_macro_f1_tta"] == 1.0
+    # each member's own accuracy is the one its run logged (it trained without tta), its TTA one beside it
+    assert metrics["member_accuracy.0"] == pytest.approx(a.best_val_accuracy, abs=1e-6)
+    assert metrics["member_accuracy_tta.0"] == metrics["member_accuracy_tta.1"] == 1.0
+
+
+def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members, tta_ensemble, tmp_path):
+    import json
+    from pathlib import Path
+
+    tmp, (a, b) = members
     uri = f"sqlite:///{tmp}/mlflow.db"
-    run_id, _ = run_ensemble(uri, [a.run_id, b.run_id], tta=True, out_dir=tmp_path / "ens", tta_shift=1)
+    run_id, metrics = tta_ensemble
     record = tmp_path / "runs.json"
     proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--tracking-uri", uri, "--experiment", "none",
                            "--ablation", "fer_exp", "--record", str(record), "--out", str(tmp_path / "b.md")],
@@ -82,7 +122,11 @@ def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members,
     assert proc.returncode == 0, proc.stderr
     records = {r["run_id"]: r for r in json.loads(record.read_text())}
     assert records[run_id]["section"] == "main" and records[a.run_id]["section"] == records[b.run_id]["section"] == "ablation"
-    # built with --tta, the ensemble's accuracy is a TTA accuracy and fills that column
-    assert records[run_id]["val_accuracy_tta"] == records[run_id]["best_val_accuracy"] is not None
-    assert records[run_id]["tta_views"] == "flip + 1 px shifts"
-    assert "| flip + 1 px shifts |" in (tmp_path / "b.md").read_text()
+    # plain and TTA accuracy in their own columns, as for a run; the members and the command in the record
+    ens = records[run_id]
+    assert (ens["best_val_accuracy"], ens["val_accuracy_tta"]) == (metrics["best_val_accuracy"], metrics["val_accuracy_tta"])
+    assert ens["tta_views"] == "flip + 1 px shifts" and ens["members"] == [a.run_id, b.run_id]
+    assert ens["reproduce"] == f"python -m fer_exp.ensemble {a.run_id} {b.run_id} --tta --tta-shift 1 --experiment fer_exp"
+    assert records[a.run_id]["config_source"] == "logged" and records[a.run_id]["config"]["seed"] == 1
+    page = (tmp_path / "b.md").read_text()
+    assert "| flip + 1 px shifts |" in page and ens["reproduce"] in page

@@ -3,8 +3,10 @@
 The command is ``python -m fer_exp.ensemble`` (:mod:`fer_exp.cli.ensemble`). Each member is evaluated on the validation split through its own run's config (so its own
 standardization), the probabilities are averaged (with ``--tta`` over each image and its
 mirror too, with ``--tta-shift`` also over their shifted copies), and the result is logged as a new MLflow run with the final metrics of a
-training run (``best_val_accuracy``, ``val_macro_f1``, ``val_f1.<class>``,
-``val_accuracy_leakfree``), every member's own accuracy (``member_accuracy.<i>``), and
+training run, with the same meaning: ``best_val_accuracy``, ``val_macro_f1``, ``val_f1.<class>``
+and ``val_accuracy_leakfree`` of the plain averaged probabilities, and with ``--tta`` also
+``val_accuracy_tta`` and ``val_macro_f1_tta`` of the view-averaged ones; every member's own
+accuracy (``member_accuracy.<i>``, with ``--tta`` also ``member_accuracy_tta.<i>``), and
 ``train_time_s`` / ``epochs_run`` added up over the members: an ensemble of three 60-minute
 runs is a 180-minute recipe, and the benchmark table shows it as one.
 """
@@ -97,13 +99,14 @@ def _same_data(members: list[Member]) -> None:
 
 
 def predict_members(members: list[Member], tta: bool, tta_shift: int = 0):
-    """(y_true, averaged probabilities, per-member probabilities, splits) on the validation split."""
+    """(y_true, per-member probabilities, per-member view-averaged probabilities (empty without
+    ``tta``), splits) on the validation split."""
     from fer_exp.training.fit import load_checkpoint  # TensorFlow
     from fer_exp.training.setup import setup_tensorflow
 
     setup_tensorflow(members[0].cfg)
     splits = load_splits(members[0].cfg.data)
-    y_true, probs = None, []
+    y_true, probs, views = None, [], []
     for m in members:
         inputs = build_inputs(m.cfg, splits, 0, None)
         model = load_checkpoint(m.output_dir / "checkpoints" / "best.keras")
@@ -111,9 +114,15 @@ def predict_members(members: list[Member], tta: bool, tta_shift: int = 0):
         if y_true is not None and not np.array_equal(labels, y_true):
             raise UserError(f"run {m.run_id} sees the validation images in another order or with other labels")
         y_true = labels
-        probs.append(p[-1])  # the view-averaged probabilities with tta
-        log.info("member %s (%s): val accuracy %.4f", m.run_id, m.recipe, float(np.mean(p[-1].argmax(1) == labels)))
-    return y_true, np.mean(probs, axis=0), probs, splits
+        probs.append(p[0])
+        views += p[1:]  # the view-averaged probabilities with tta
+        log.info("member %s (%s): val accuracy %.4f%s", m.run_id, m.recipe, _accuracy(p[0], labels),
+                 f", {_accuracy(p[1], labels):.4f} with TTA" if tta else "")
+    return y_true, probs, views, splits
+
+
+def _accuracy(probs: np.ndarray, y_true: np.ndarray) -> float:
+    return float(np.mean(probs.argmax(1) == y_true))
 
 
 def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, experiment: str | None = None,
@@ -129,9 +138,10 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
     out = Path(out_dir or Path("ensembles") / time.strftime("%Y-%m-%d/%H-%M-%S"))
     out.mkdir(parents=True, exist_ok=True)
 
-    y_true, y_prob, member_probs, splits = predict_members(members, tta, tta_shift)
+    y_true, member_probs, member_views, splits = predict_members(members, tta, tta_shift)
     names = splits.class_names
-    ev = evaluate(y_true, y_prob, names)
+    ev = evaluate(y_true, np.mean(member_probs, axis=0), names)  # without TTA, as a run's own metrics
+    ev_tta = evaluate(y_true, np.mean(member_views, axis=0), names) if tta else None
     recipes = sorted({m.recipe for m in members})
     models = sorted({m.cfg.model.name for m in members})
 
@@ -144,8 +154,11 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
         **leak_free(y_true, ev.y_pred, splits.val_in_train),
         "train_time_s": total("train_time_s"),
         "epochs_run": total("epochs_run"),
-        **{f"member_accuracy.{i}": float(np.mean(p.argmax(1) == y_true)) for i, p in enumerate(member_probs)},
+        **{f"member_accuracy.{i}": _accuracy(p, y_true) for i, p in enumerate(member_probs)},
     }
+    if ev_tta is not None:  # named as a training run with tta=true names them
+        metrics.update({"val_accuracy_tta": ev_tta.accuracy, "val_macro_f1_tta": ev_tta.macro_f1,
+                        **{f"member_accuracy_tta.{i}": _accuracy(p, y_true) for i, p in enumerate(member_views)}})
     params = {
         "ensemble.members": ",".join(m.run_id for m in members),
         "ensemble.size": len(members),
@@ -168,9 +181,13 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
         confusion_matrix_png(ev.confusion, names, out / "confusion_matrix.png",
                              f"ensemble of {len(members)} — val accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}")
         tracker.log_artifact(out, "ensemble")
-    each = ", ".join(f"{metrics[f'member_accuracy.{i}']:.4f}" for i in range(len(members)))
-    views = f", {tta_label(tta_shift)} TTA" if tta else ""
-    print(f"\nensemble of {len(members)} ({', '.join(recipes)}{views}): val accuracy "
-          f"{ev.accuracy:.4f} (members {each}), macro-F1 {ev.macro_f1:.4f}\n"
+
+    def each(key: str) -> str:
+        return ", ".join(f"{metrics[f'{key}.{i}']:.4f}" for i in range(len(members)))
+
+    with_tta = (f"; with {tta_label(tta_shift)} TTA: val accuracy {ev_tta.accuracy:.4f} (members "
+                f"{each('member_accuracy_tta')}), macro-F1 {ev_tta.macro_f1:.4f}") if ev_tta else ""
+    print(f"\nensemble of {len(members)} ({', '.join(recipes)}): without TTA: val accuracy "
+          f"{ev.accuracy:.4f} (members {each('member_accuracy')}), macro-F1 {ev.macro_f1:.4f}{with_tta}\n"
           f"  MLflow run {tracker.run_id} in experiment '{experiment}'\n  outputs: {out}")
     return tracker.run_id, metrics
