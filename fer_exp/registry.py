@@ -27,8 +27,10 @@ def subclasses_by_tag(base: type[BaseModel], tag: str) -> dict[str, type[BaseMod
             continue
         (value,) = values
         if value in found and found[value] is not cls:
-            raise TypeError(f"two classes are tagged {tag}={value!r}: {found[value].__module__}."
-                            f"{found[value].__name__} and {cls.__module__}.{cls.__name__}")
+            raise TypeError(
+                f"two classes are tagged {tag}={value!r}: {found[value].__module__}."
+                f"{found[value].__name__} and {cls.__module__}.{cls.__name__}"
+            )
         found[value] = cls
     return dict(sorted(found.items()))
 
@@ -38,4 +40,4 @@ def tagged_union(classes: dict[str, type[BaseModel]], tag: str):
     members = tuple(classes.values())
     if len(members) == 1:
         return members[0]
-    return Annotated[Union[members], Field(discriminator=tag)]  # noqa: UP007
+    return Annotated[Union[members], Field(discriminator=tag)]

@@ -61,8 +61,11 @@ def main() -> None:
     cache = Path(tempfile.mkdtemp(prefix="bench-cache-"))
     cfg = compose([*data, "augmentation=seed", f"batch_size={BATCH}", f"data.cache_dir={cache}", "preview_images=0"])
     splits = load_splits(cfg.data)
-    print(f"data: {splits.root} ({len(splits.train)} train images), augmentation=seed, batch {BATCH}, "
-          f"{os.cpu_count()} cores", flush=True)
+    print(
+        f"data: {splits.root} ({len(splits.train)} train images), augmentation=seed, batch {BATCH}, "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
 
     import keras
     import tensorflow as tf
@@ -77,8 +80,9 @@ def main() -> None:
 
     # (a) the notebook: flow_from_directory, JPEGs decoded and augmented per image
     idg = ImageDataGenerator(**keras_idg.train_kwargs(cfg.augmentation))
-    flow = idg.flow_from_directory(str(splits.root / cfg.data.train_dir), target_size=(48, 48),
-                                   color_mode="grayscale", batch_size=BATCH, seed=0)
+    flow = idg.flow_from_directory(
+        str(splits.root / cfg.data.train_dir), target_size=(48, 48), color_mode="grayscale", batch_size=BATCH, seed=0
+    )
     results["idg_img_s"] = rate(flow, n_batches // 2)
     rows.append(("(a) ImageDataGenerator.flow_from_directory", results["idg_img_s"]))
 
@@ -100,17 +104,24 @@ def main() -> None:
     rows.append(("(b) ImageDataGenerator.flow (decoded, in memory)", results["idg_flow_img_s"]))
 
     # (c) Keras 3 preprocessing layers in tf.data, the seed's transforms
-    layers = keras.Sequential([
-        keras.layers.Rescaling(1 / 255),
-        keras.layers.RandomRotation(20 / 360, fill_mode="nearest"),
-        keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest"),
-        keras.layers.RandomShear(x_factor=0.2 / 45, y_factor=0.2 / 45, fill_mode="nearest"),
-        keras.layers.RandomZoom(0.2, 0.2, fill_mode="nearest"),
-        keras.layers.RandomFlip("horizontal"),
-    ])
-    ds = (tf.data.Dataset.from_tensor_slices((np.asarray(train_x), labels)).repeat().shuffle(4096)
-          .batch(BATCH).map(lambda x, y: (layers(tf.cast(x, tf.float32), training=True), y),
-                            num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    layers = keras.Sequential(
+        [
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.RandomRotation(20 / 360, fill_mode="nearest"),
+            keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest"),
+            keras.layers.RandomShear(x_factor=0.2 / 45, y_factor=0.2 / 45, fill_mode="nearest"),
+            keras.layers.RandomZoom(0.2, 0.2, fill_mode="nearest"),
+            keras.layers.RandomFlip("horizontal"),
+        ]
+    )
+    ds = (
+        tf.data.Dataset.from_tensor_slices((np.asarray(train_x), labels))
+        .repeat()
+        .shuffle(4096)
+        .batch(BATCH)
+        .map(lambda x, y: (layers(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     results["keras_layers_img_s"] = rate(ds, n_batches)
     rows.append(("(c) Keras 3 preprocessing layers in tf.data", results["keras_layers_img_s"]))
 
@@ -124,8 +135,18 @@ def main() -> None:
     results["tfdata_cold_img_s"] = len(splits.train) / (time.perf_counter() - start)
     rows.append(("(d) fer_exp tfdata, first epoch, cold cache (decode + augment)", results["tfdata_cold_img_s"]))
     for threads in sorted({1, tf_pipeline.default_threads()}):
-        inputs = tf_pipeline.build(compose([*data, "augmentation=seed", f"batch_size={BATCH}",
-                                            f"data.cache_dir={cache}", f"data.threads={threads}"]), splits)
+        inputs = tf_pipeline.build(
+            compose(
+                [
+                    *data,
+                    "augmentation=seed",
+                    f"batch_size={BATCH}",
+                    f"data.cache_dir={cache}",
+                    f"data.threads={threads}",
+                ]
+            ),
+            splits,
+        )
         speed = rate(inputs.train, n_batches * 4, warmup=4)
         results[f"tfdata_img_s_{threads}_threads"] = speed
         rows.append((f"(d) fer_exp tfdata, warm, {threads} thread(s)", speed))
@@ -168,13 +189,19 @@ def main() -> None:
     print(f"\n{'pipeline':66s} {'images/s':>10s}")
     for name, speed in rows:
         print(f"{name:66s} {speed:10,.0f}")
-    print(f"\nspeed-up of tfdata (default threads) vs (a): {results['speedup_vs_idg']:.1f}x, "
-          f"vs (c): {results['speedup_vs_keras_layers']:.1f}x")
-    print(f"decode {len(splits.train)} images: {cold_s:.2f} s; load the cache: {warm_s:.3f} s "
-          f"({results['cache_speedup']:.0f}x)")
-    print(f"small_cnn epoch ({train_steps} steps of {BATCH}): {results['epoch_s_noaug']:.2f} s without "
-          f"augmentation, {results['epoch_s_aug']:.2f} s with seed augmentation "
-          f"(ratio {results['epoch_time_ratio_aug_vs_noaug']:.3f}); {results['train_img_s']:.0f} img/s")
+    print(
+        f"\nspeed-up of tfdata (default threads) vs (a): {results['speedup_vs_idg']:.1f}x, "
+        f"vs (c): {results['speedup_vs_keras_layers']:.1f}x"
+    )
+    print(
+        f"decode {len(splits.train)} images: {cold_s:.2f} s; load the cache: {warm_s:.3f} s "
+        f"({results['cache_speedup']:.0f}x)"
+    )
+    print(
+        f"small_cnn epoch ({train_steps} steps of {BATCH}): {results['epoch_s_noaug']:.2f} s without "
+        f"augmentation, {results['epoch_s_aug']:.2f} s with seed augmentation "
+        f"(ratio {results['epoch_time_ratio_aug_vs_noaug']:.3f}); {results['train_img_s']:.0f} img/s"
+    )
     print(f"RSS growth over repeated epochs: {results['rss_growth_mb']:.1f} MB")
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}))
 

@@ -25,8 +25,14 @@ from fer_exp.config import compose  # noqa: E402
 from fer_exp.models import base as model_base  # noqa: E402
 from fer_exp.training.hardware import cpu_name, native_bfloat16  # noqa: E402
 
-ZOO = ["small_cnn", "small_cnn model.filters=[32,64,128,256]", "mini_xception", "resnet", "vgg_fer model.width=0.5",
-       "seed_cnn"]
+ZOO = [
+    "small_cnn",
+    "small_cnn model.filters=[32,64,128,256]",
+    "mini_xception",
+    "resnet",
+    "vgg_fer model.width=0.5",
+    "seed_cnn",
+]
 VARIANTS = {  # name: (Keras dtype policy, fused batch norm in half precision)
     "float32": ("float32", True),
     "bf16, Keras BN": ("mixed_bfloat16", False),
@@ -60,15 +66,22 @@ def train_rate(overrides: list[str], policy: str, fused: bool, batch: int, steps
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=ZOO,
-                        help='models as config overrides, e.g. "resnet model.blocks_per_stage=1" (model= implied)')
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=ZOO,
+        help='models as config overrides, e.g. "resnet model.blocks_per_stage=1" (model= implied)',
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per model and variant")
     args = parser.parse_args()
 
     native = native_bfloat16()
-    print(f"{cpu_name()}: bfloat16 {'native (' + ', '.join(native) + ')' if native else 'emulated'}; "
-          f"batch {args.batch}, {args.steps} steps", flush=True)
+    print(
+        f"{cpu_name()}: bfloat16 {'native (' + ', '.join(native) + ')' if native else 'emulated'}; "
+        f"batch {args.batch}, {args.steps} steps",
+        flush=True,
+    )
     print(f"\n{'model':42s} {'params':>10s} " + " ".join(f"{v:>15s}" for v in VARIANTS) + f" {'speed-up':>9s}")
     results = {}
     for spec in args.models:
@@ -79,8 +92,10 @@ def main() -> None:
             rates[variant], params = train_rate(overrides, policy, fused, args.batch, args.steps)
         speedup = rates["bf16, fused BN"] / rates["float32"]
         results[spec] = {"params": params, **{k: round(v, 1) for k, v in rates.items()}, "speedup": round(speedup, 2)}
-        print(f"{spec:42s} {params:10,d} " + " ".join(f"{rates[v]:11,.0f} i/s" for v in VARIANTS)
-              + f" {speedup:8.2f}x", flush=True)
+        print(
+            f"{spec:42s} {params:10,d} " + " ".join(f"{rates[v]:11,.0f} i/s" for v in VARIANTS) + f" {speedup:8.2f}x",
+            flush=True,
+        )
     print(json.dumps({"cpu": cpu_name(), "native_bf16": bool(native), "batch": args.batch, "img_s": results}))
 
 

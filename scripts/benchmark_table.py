@@ -24,7 +24,7 @@ import math
 import re
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fer_exp.analysis.evaluate import tta_label
@@ -36,8 +36,12 @@ ENSEMBLE_CLI = "python -m fer_exp.ensemble"
 SHARED_ROOT = "../shared/data/fer2013"  # the shared split beside the checkout, as reconstructed configs read it
 NOT_BOTH = "recorded before ensembles logged both their plain and their TTA accuracy"
 # an ensemble's metric measured on the view-averaged probabilities, in old records, -> its TTA name
-TTA_OF = {"best_val_accuracy": "val_accuracy_tta", "val_macro_f1": "val_macro_f1_tta",
-          "val_f1_disgust": "val_f1_disgust_tta", "val_accuracy_leakfree": "val_accuracy_leakfree_tta"}
+TTA_OF = {
+    "best_val_accuracy": "val_accuracy_tta",
+    "val_macro_f1": "val_macro_f1_tta",
+    "val_f1_disgust": "val_f1_disgust_tta",
+    "val_accuracy_leakfree": "val_accuracy_leakfree_tta",
+}
 
 
 def _metric(name):
@@ -52,8 +56,9 @@ def _param(name, default=None):
 FIELDS = {
     "recipe": lambda r: r.data.params.get("preset.experiment") or r.info.run_name,
     "model": _param("model.name"),
-    "parameters": lambda r: int(float(r.data.params["model.param_count"])) if "model.param_count" in r.data.params
-    else None,
+    "parameters": lambda r: (
+        int(float(r.data.params["model.param_count"])) if "model.param_count" in r.data.params else None
+    ),
     "augmentation": _param("preset.augmentation", ""),
     "epochs": _metric("epochs_run"),
     "train_time_s": _metric("train_time_s"),
@@ -65,9 +70,15 @@ FIELDS = {
     "val_f1_disgust": _metric("val_f1.disgust"),
     "val_accuracy_leakfree": _metric("val_accuracy_leakfree"),
     "precision": _param("env.precision"),
-    "cpu": lambda r: " · ".join(v for v in (r.data.params.get("env.cpu"), r.data.params.get("env.cores")
-                                             and f"{r.data.params['env.cores']} cores") if v),
-    "date": lambda r: datetime.fromtimestamp(r.info.start_time / 1000, timezone.utc).strftime("%Y-%m-%d"),
+    "cpu": lambda r: " · ".join(
+        v
+        for v in (
+            r.data.params.get("env.cpu"),
+            r.data.params.get("env.cores") and f"{r.data.params['env.cores']} cores",
+        )
+        if v
+    ),
+    "date": lambda r: datetime.fromtimestamp(r.info.start_time / 1000, UTC).strftime("%Y-%m-%d"),
 }
 
 
@@ -107,8 +118,14 @@ COLUMNS = [
     ("run", "run_id", lambda v: f"`{v[:8]}`"),
 ]
 UNKNOWN = "—"  # a measured figure the record does not hold
-MEASURED = {"best_val_accuracy", "val_accuracy_tta", "val_macro_f1", "val_macro_f1_tta", "val_f1_disgust",
-            "val_accuracy_leakfree"}
+MEASURED = {
+    "best_val_accuracy",
+    "val_accuracy_tta",
+    "val_macro_f1",
+    "val_macro_f1_tta",
+    "val_f1_disgust",
+    "val_accuracy_leakfree",
+}
 
 
 def record_of(run, section: str, experiment: str | None = None, client=None) -> dict:
@@ -116,14 +133,23 @@ def record_of(run, section: str, experiment: str | None = None, client=None) -> 
     ensemble = run.data.tags.get("fer_exp.kind") == "ensemble"
     if ensemble:
         section = "main"  # an ensemble is a recipe of its own, whichever experiment it is logged in
-    rec = {"run_id": run.info.run_id, "section": section, "experiment": experiment,
-           "kind": "ensemble" if ensemble else "run", **{k: get(run) for k, get in FIELDS.items()}}
+    rec = {
+        "run_id": run.info.run_id,
+        "section": section,
+        "experiment": experiment,
+        "kind": "ensemble" if ensemble else "run",
+        **{k: get(run) for k, get in FIELDS.items()},
+    }
     if ensemble:
         params = run.data.params
         members = [m for m in params.get("ensemble.members", "").split(",") if m]
-        rec.update(members=members or None, members_source="logged" if members else None,
-                   tta=params.get("ensemble.tta", "").lower() == "true",
-                   tta_shift=int(float(params.get("ensemble.tta_shift", 0))), overrides=None)
+        rec.update(
+            members=members or None,
+            members_source="logged" if members else None,
+            tta=params.get("ensemble.tta", "").lower() == "true",
+            tta_shift=int(float(params.get("ensemble.tta_shift", 0))),
+            overrides=None,
+        )
         rec.update(config=_ensemble_config(rec), config_source="logged")
         if rec["tta"] and "val_accuracy_tta" not in run.data.metrics:
             _tta_only(rec)  # logged by fer_exp before ensembles logged both accuracies
@@ -144,8 +170,9 @@ def logged_config(run, client=None) -> dict | None:
     if client is not None:
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                return yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config/config.yaml", tmp))
-                                      .read_text())
+                return yaml.safe_load(
+                    Path(client.download_artifacts(run.info.run_id, "config/config.yaml", tmp)).read_text()
+                )
             except (MlflowException, OSError):  # not logged, or its artifact store is gone: try the folder
                 pass
     folder = run.data.tags.get("output_dir")
@@ -162,8 +189,10 @@ def logged_config(run, client=None) -> dict | None:
 
 def _ensemble_config(rec: dict) -> dict:
     """An ensemble's whole config is its command: the members (each with its own record) and the views."""
-    return {"ensemble": {"members": rec.get("members"), "tta": rec.get("tta"), "tta_shift": rec.get("tta_shift")},
-            "experiment_name": rec.get("experiment")}
+    return {
+        "ensemble": {"members": rec.get("members"), "tta": rec.get("tta"), "tta_shift": rec.get("tta_shift")},
+        "experiment_name": rec.get("experiment"),
+    }
 
 
 def _tta_only(rec: dict) -> None:
@@ -185,7 +214,9 @@ def reproduce_command(rec: dict) -> str | None:
     if is_ensemble(rec):
         if not rec.get("members"):
             return None
-        views = (" --tta" + (f" --tta-shift {rec['tta_shift']}" if rec.get("tta_shift") else "")) if rec.get("tta") else ""
+        views = (
+            (" --tta" + (f" --tta-shift {rec['tta_shift']}" if rec.get("tta_shift") else "")) if rec.get("tta") else ""
+        )
         where = f" --experiment {rec['experiment']}" if rec.get("experiment") else ""
         return f"{ENSEMBLE_CLI} {' '.join(rec['members'])}{views}{where}"
     overrides = rec.get("overrides")
@@ -243,7 +274,9 @@ def _migrate_run(rec: dict) -> None:
             overrides.append(f"augmentation={rec['augmentation']}")  # the record names the sweep's value
         else:
             unknown.append(key)
-            notes.append(f"`{key}` not recorded: the recipe sweeps {key}={values}, and its command runs the whole sweep")
+            notes.append(
+                f"`{key}` not recorded: the recipe sweeps {key}={values}, and its command runs the whole sweep"
+            )
     config = _compose(overrides)
     for key in unknown:
         *parents, leaf = key.split(".")
@@ -251,14 +284,21 @@ def _migrate_run(rec: dict) -> None:
         for p in parents:
             node = node[p]
         node[leaf] = None
-    for what, recorded, composed in (("model", rec.get("model"), config["model"]["name"]),
-                                     ("TTA views", rec.get("tta_views"),
-                                      tta_label(config["tta_shift"]) if config["tta"] else None)):
+    for what, recorded, composed in (
+        ("model", rec.get("model"), config["model"]["name"]),
+        ("TTA views", rec.get("tta_views"), tta_label(config["tta_shift"]) if config["tta"] else None),
+    ):
         if recorded != composed:
             notes.append(f"the recorded {what} ({recorded}) differs from the reconstructed config's ({composed})")
-    rec.update(kind="run", experiment=config["experiment_name"], overrides=None, config=config,
-               config_source="reconstructed from " + " ".join(overrides), config_unknown=unknown,
-               reproduce=f"{RUN_CLI} {' '.join(overrides)}")
+    rec.update(
+        kind="run",
+        experiment=config["experiment_name"],
+        overrides=None,
+        config=config,
+        config_source="reconstructed from " + " ".join(overrides),
+        config_unknown=unknown,
+        reproduce=f"{RUN_CLI} {' '.join(overrides)}",
+    )
     if notes:
         rec.setdefault("notes", []).extend(notes)
 
@@ -271,17 +311,29 @@ def _tta_shift_of(views: str | None) -> int:
 def _migrate_ensemble(rec: dict, records: list[dict]) -> None:
     size, recipes = re.fullmatch(r"ensemble of (\d+) × (.+)", rec["recipe"]).groups()
     pool = [r for r in records if not is_ensemble(r) and r["recipe"] in recipes.split(" + ")]
-    fits = [c for c in itertools.combinations(pool, int(size))
-            if sum(r.get("epochs") or 0 for r in c) == rec.get("epochs")
-            and sum(r.get("parameters") or 0 for r in c) == rec.get("parameters")
-            and math.isclose(sum(r.get("train_time_s") or 0 for r in c), rec.get("train_time_s") or -1, rel_tol=1e-12)]
+    fits = [
+        c
+        for c in itertools.combinations(pool, int(size))
+        if sum(r.get("epochs") or 0 for r in c) == rec.get("epochs")
+        and sum(r.get("parameters") or 0 for r in c) == rec.get("parameters")
+        and math.isclose(sum(r.get("train_time_s") or 0 for r in c), rec.get("train_time_s") or -1, rel_tol=1e-12)
+    ]
     members = [r["run_id"] for r in fits[0]] if len(fits) == 1 else None
     tta = rec.get("tta_views") is not None
-    rec.update(kind="ensemble", experiment=fits[0][0].get("experiment") if members else None,
-               members=members, tta=tta, tta_shift=_tta_shift_of(rec.get("tta_views")), overrides=None)
-    rec["members_source"] = (f"inferred: the only {size} recorded runs of {recipes} whose epochs, training time"
-                             " and parameters add up to this ensemble's (it logged their sums, not their ids)"
-                             if members else None)
+    rec.update(
+        kind="ensemble",
+        experiment=fits[0][0].get("experiment") if members else None,
+        members=members,
+        tta=tta,
+        tta_shift=_tta_shift_of(rec.get("tta_views")),
+        overrides=None,
+    )
+    rec["members_source"] = (
+        f"inferred: the only {size} recorded runs of {recipes} whose epochs, training time"
+        " and parameters add up to this ensemble's (it logged their sums, not their ids)"
+        if members
+        else None
+    )
     rec.update(config=_ensemble_config(rec), config_source="reconstructed from the record")
     if tta:
         _tta_only(rec)
@@ -292,8 +344,7 @@ def finished_runs(client, experiment: str):
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    runs = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
-                              max_results=1000)
+    runs = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=1000)
     return [r for r in runs if r.data.tags.get("fer_exp.sweep_role") != "parent"]
 
 
@@ -305,9 +356,14 @@ def best_accuracy(rec: dict) -> float:
 def table(records: list[dict], columns=COLUMNS, rank=lambda r: r.get("best_val_accuracy") or 0) -> str:
     lines = ["| " + " | ".join(title for title, _, _ in columns) + " |", "|" + "---|" * len(columns)]
     for rec in sorted(records, key=lambda r: -rank(r)):
-        lines.append("| " + " | ".join(fmt(rec.get(key)) if rec.get(key) is not None
-                                       else UNKNOWN if key in MEASURED else ""
-                                       for _, key, fmt in columns) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                fmt(rec.get(key)) if rec.get(key) is not None else UNKNOWN if key in MEASURED else ""
+                for _, key, fmt in columns
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -340,8 +396,18 @@ ABLATION_COLUMNS = [
     COLUMN["best_val_accuracy"],
     ("vs none (pp)", "delta_none", _signed_pp),
     ("vs light (pp)", "delta_light", _signed_pp),
-    *(COLUMN[key] for key in ("val_accuracy_tta", "tta_views", "val_macro_f1", "val_f1_disgust", "val_accuracy_leakfree", "date",
-                              "run_id")),
+    *(
+        COLUMN[key]
+        for key in (
+            "val_accuracy_tta",
+            "tta_views",
+            "val_macro_f1",
+            "val_f1_disgust",
+            "val_accuracy_leakfree",
+            "date",
+            "run_id",
+        )
+    ),
 ]
 
 
@@ -351,8 +417,14 @@ def _top_picks(rec: dict, records: list[dict]) -> tuple[str, list[str]] | None:
     if not found:
         return None
     size, recipe = int(found[1]), found[2]
-    runs = [r for r in records if not is_ensemble(r) and r.get("recipe") == recipe
-            and r.get("experiment") == rec.get("experiment") and (r.get("best_val_accuracy") or 0) > 0]
+    runs = [
+        r
+        for r in records
+        if not is_ensemble(r)
+        and r.get("recipe") == recipe
+        and r.get("experiment") == rec.get("experiment")
+        and (r.get("best_val_accuracy") or 0) > 0
+    ]
     runs.sort(key=lambda r: -r["best_val_accuracy"])
     return f"--top {size} --recipe {recipe}", [r["run_id"] for r in runs[:size]]
 
@@ -364,18 +436,24 @@ def row_notes(rec: dict, records: list[dict]) -> list[str]:
     if source is None and not is_ensemble(rec):
         notes.append("resolved config not found (no config/config.yaml artifact, no run folder)")
     elif source and source.startswith("reconstructed from ") and not is_ensemble(rec):
-        notes.append("config reconstructed from this command with today's `conf/`: recorded before the record"
-                     " kept each run's config")
+        notes.append(
+            "config reconstructed from this command with today's `conf/`: recorded before the record"
+            " kept each run's config"
+        )
     if is_ensemble(rec) and rec.get("best_val_accuracy") is None and rec.get("val_accuracy_tta") is not None:
-        notes.append(f"plain (no TTA) figures not recorded: {NOT_BOTH}; with TTA, F1 disgust"
-                     f" {_num(4)(rec.get('val_f1_disgust_tta')) or UNKNOWN}, leak-free val acc"
-                     f" {_pct(rec.get('val_accuracy_leakfree_tta')) or UNKNOWN}")
+        notes.append(
+            f"plain (no TTA) figures not recorded: {NOT_BOTH}; with TTA, F1 disgust"
+            f" {_num(4)(rec.get('val_f1_disgust_tta')) or UNKNOWN}, leak-free val acc"
+            f" {_pct(rec.get('val_accuracy_leakfree_tta')) or UNKNOWN}"
+        )
     if is_ensemble(rec):
         members = rec.get("members")
         top = _top_picks(rec, records)
         if not members:
-            notes.append("members not recorded: `--top N` picks the best runs of the experiment when it is run,"
-                         " so it is not a reproduction of this ensemble")
+            notes.append(
+                "members not recorded: `--top N` picks the best runs of the experiment when it is run,"
+                " so it is not a reproduction of this ensemble"
+            )
         else:
             if rec.get("members_source", "logged") != "logged":
                 notes.append(f"members {rec['members_source']}")
@@ -384,8 +462,10 @@ def row_notes(rec: dict, records: list[dict]) -> list[str]:
             if top and sorted(top[1]) != sorted(members):
                 notes.append(f"`{top[0]}` picks other runs from this record today: name the members")
             elif top:
-                notes.append(f"`{top[0]}` picks the same runs from this record today, but not once better runs"
-                             " of the recipe are logged: name the members")
+                notes.append(
+                    f"`{top[0]}` picks the same runs from this record today, but not once better runs"
+                    " of the recipe are logged: name the members"
+                )
     return notes + list(rec.get("notes") or [])
 
 
@@ -408,40 +488,50 @@ def render(records: list[dict]) -> str:
         "Generated by `scripts/benchmark_table.py` from MLflow runs (kept in `docs/benchmark_runs.json`)"
         " — do not edit by hand. Data: the shared FER-2013 split (train 28,821 → validation 7,066),"
         " trained on a CPU with 2 cores and no GPU. TTA (test-time augmentation) averages the predictions of each"
-        " image and its mirror (\"flip\"), and with \"N px shifts\" also of both moved N pixels up, down,"
-        " left and right. \"Leak-free\" is validation without the images whose pixels also occur in"
+        ' image and its mirror ("flip"), and with "N px shifts" also of both moved N pixels up, down,'
+        ' left and right. "Leak-free" is validation without the images whose pixels also occur in'
         " train (see `python -m fer_exp.audit`).\n",
-        ("\"val acc\" and \"val macro-F1\" are without TTA, for a single run and an ensemble alike (a run: its"
-         " best checkpoint; an ensemble: its members' averaged probabilities); the TTA columns beside them average"
-         f" the views named in \"TTA views\". {UNKNOWN} is a figure the record does not hold: ensembles {NOT_BOTH}"
-         " have only TTA figures, so their plain accuracy, macro-F1, disgust F1 and leak-free accuracy are unknown"
-         " (their TTA disgust F1 and leak-free accuracy are in the notes under the table). Rows are ordered by"
-         " the higher of their two accuracies.\n"),
+        (
+            '"val acc" and "val macro-F1" are without TTA, for a single run and an ensemble alike (a run: its'
+            " best checkpoint; an ensemble: its members' averaged probabilities); the TTA columns beside them average"
+            f' the views named in "TTA views". {UNKNOWN} is a figure the record does not hold: ensembles {NOT_BOTH}'
+            " have only TTA figures, so their plain accuracy, macro-F1, disgust F1 and leak-free accuracy are unknown"
+            " (their TTA disgust F1 and leak-free accuracy are in the notes under the table). Rows are ordered by"
+            " the higher of their two accuracies.\n"
+        ),
         "## Recipes\n",
         table(main, rank=best_accuracy),
         "\n### How to reproduce each row\n",
-        ("Each run's record in `docs/benchmark_runs.json` holds its full resolved config (`config`, with"
-         " `config_source`), its command-line overrides and, for an ensemble, its member run ids; the command"
-         " below is its `reproduce`. An ensemble averages its members' checkpoints: to make it anew, train each"
-         " member with the command of its own row, then name the new run ids.\n"),
+        (
+            "Each run's record in `docs/benchmark_runs.json` holds its full resolved config (`config`, with"
+            " `config_source`), its command-line overrides and, for an ensemble, its member run ids; the command"
+            " below is its `reproduce`. An ensemble averages its members' checkpoints: to make it anew, train each"
+            " member with the command of its own row, then name the new run ids.\n"
+        ),
         reproduce_list(main, lambda r: r["recipe"], best_accuracy, records),
     ]
     if ablation:
         first = ablation[0]
         minutes = max(r.get("train_time_s") or 0 for r in ablation) / 60
-        parts += ["\n## Augmentation ablation\n",
-                  f"Recipe `{first['recipe']}`: every run trains `{first['model']}`"
-                  f" ({COLUMN['parameters'][2](first['parameters'])} parameters) with the same optimizer and"
-                  f" schedule for the same training time (~{minutes:.0f} min on {first['cpu']}); only the"
-                  " augmentation preset differs. The epochs that fit the budget vary with the machine's speed"
-                  " as well as with the preset's cost (`scripts/bench_augmentation.py` measures the cost"
-                  " alone). `light_<family>` is `light`"
-                  " plus that family, so \"vs light\" is what the family adds (positive) or costs (negative)."
-                  " Each row is one run with one seed, so differences of a few tenths of a point may be noise.\n",
-                  table(ablation_rows(ablation), ABLATION_COLUMNS),
-                  "\n### How to reproduce each row\n",
-                  reproduce_list(ablation, lambda r: f"augmentation `{r.get('augmentation')}`",
-                                 lambda r: r.get("best_val_accuracy") or 0, records)]
+        parts += [
+            "\n## Augmentation ablation\n",
+            f"Recipe `{first['recipe']}`: every run trains `{first['model']}`"
+            f" ({COLUMN['parameters'][2](first['parameters'])} parameters) with the same optimizer and"
+            f" schedule for the same training time (~{minutes:.0f} min on {first['cpu']}); only the"
+            " augmentation preset differs. The epochs that fit the budget vary with the machine's speed"
+            " as well as with the preset's cost (`scripts/bench_augmentation.py` measures the cost"
+            " alone). `light_<family>` is `light`"
+            ' plus that family, so "vs light" is what the family adds (positive) or costs (negative).'
+            " Each row is one run with one seed, so differences of a few tenths of a point may be noise.\n",
+            table(ablation_rows(ablation), ABLATION_COLUMNS),
+            "\n### How to reproduce each row\n",
+            reproduce_list(
+                ablation,
+                lambda r: f"augmentation `{r.get('augmentation')}`",
+                lambda r: r.get("best_val_accuracy") or 0,
+                records,
+            ),
+        ]
     return "\n".join(parts)
 
 
@@ -452,8 +542,11 @@ def main(argv=None) -> int:
     parser.add_argument("--ablation", default=None, help="experiment holding the augmentation ablation sweep")
     parser.add_argument("--record", type=Path, default=DOCS / "benchmark_runs.json")
     parser.add_argument("--out", type=Path, default=DOCS / "benchmarks.md")
-    parser.add_argument("--migrate", action="store_true",
-                        help="once: bring records made before the record kept configs to today's format")
+    parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="once: bring records made before the record kept configs to today's format",
+    )
     args = parser.parse_args(argv)
 
     records = {r["run_id"]: r for r in json.loads(args.record.read_text())} if args.record.exists() else {}

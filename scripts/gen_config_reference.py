@@ -34,7 +34,6 @@ if str(REPO) not in sys.path:  # mkdocs-gen-files runs this file with runpy, fro
 PAGE = "configuration.md"  # the hand-written page the reference is appended to
 
 
-
 def conf_dir() -> Path:
     """The config groups' folder: inside the package (``fer_exp/conf``) or at the repository root."""
     import fer_exp
@@ -238,8 +237,13 @@ def _rows(cls: type[BaseModel], prefix: str, only: set[str] | None = None, selec
         description = info.description or ""
         if name == selector:  # required by the schema, always set by the config-group option
             default, description = "set by the option", description or "Selects this variant."
-        row = Row(key, _cell(type_name(info.annotation)), _cell(value_text(default)), _cell(allowed),
-                  _cell(_markdown(description)))
+        row = Row(
+            key,
+            _cell(type_name(info.annotation)),
+            _cell(value_text(default)),
+            _cell(allowed),
+            _cell(_markdown(description)),
+        )
         rows.insert(0, row) if name == selector else rows.append(row)
     return rows
 
@@ -280,8 +284,7 @@ def _union_sections(key: str, info: FieldInfo, members: list[type[BaseModel]]) -
     sections = []
     if shared:
         intro = f"Keys every `{key}` variant has, with the same type, default and meaning."
-        sections.append(Section(f"`{key}`: every {disc or 'variant'}", intro,
-                                _rows(members[0], f"{key}.", shared), []))
+        sections.append(Section(f"`{key}`: every {disc or 'variant'}", intro, _rows(members[0], f"{key}.", shared), []))
     for m in members:
         value = typing.get_args(_strip_annotated(m.model_fields[disc].annotation)[0])[0] if disc else m.__name__
         chosen = options.get(str(value), [])
@@ -302,11 +305,11 @@ def optimizer_options() -> str:
     are keyword arguments of the Keras class."""
     from omegaconf import OmegaConf
 
-    options = {p.stem: OmegaConf.to_container(OmegaConf.load(p))
-               for p in sorted((conf_dir() / "optimizer").glob("*.yaml"))}
+    options = {
+        p.stem: OmegaConf.to_container(OmegaConf.load(p)) for p in sorted((conf_dir() / "optimizer").glob("*.yaml"))
+    }
     keys: list[str] = list(dict.fromkeys(k for values in options.values() for k in values))
-    out = ["| key | " + " | ".join(f"`optimizer={o}`" for o in options) + " |",
-           "|---|" + "---|" * len(options)]
+    out = ["| key | " + " | ".join(f"`optimizer={o}`" for o in options) + " |", "|---|" + "---|" * len(options)]
     for k in keys:
         cells = [_code(_cell(value_text(v[k]))) if k in v else "" for v in options.values()]
         out.append(f"| {_key(f'optimizer.{k}')} | " + " | ".join(cells) + " |")
@@ -321,25 +324,40 @@ def sections() -> list[Section]:
 
 def render(level: int = 2) -> str:
     """The whole reference as Markdown, sections at heading ``level``."""
-    out = ["#" * level + " Reference", "",
-           ("Generated from the schema (`fer_exp.config.RunConfig`) when the documentation is built. "
-            "Ranges: `[a, b]` includes both ends, `(a, b)` excludes them."), ""]
+    out = [
+        "#" * level + " Reference",
+        "",
+        (
+            "Generated from the schema (`fer_exp.config.RunConfig`) when the documentation is built. "
+            "Ranges: `[a, b]` includes both ends, `(a, b)` excludes them."
+        ),
+        "",
+    ]
     for s in sections():
         out += ["#" * (level + 1) + " " + s.title, ""]
         if s.intro:
             out += [s.intro, ""]
         if s.rows:
             out += ["| key | type | default | allowed | description |", "|---|---|---|---|---|"]
-            out += [f"| {_key(r.key)} | {r.type} | {_code(r.default)} | {r.allowed} | {r.description} |" for r in s.rows]
+            out += [
+                f"| {_key(r.key)} | {r.type} | {_code(r.default)} | {r.allowed} | {r.description} |" for r in s.rows
+            ]
             out.append("")
         for rule in s.rules:
             out += [f"- Also checked: {_markdown(rule)}"]
         if s.rules:
             out.append("")
-    out += ["#" * (level + 1) + " `optimizer`: the options", "",
-            ("What each `conf/optimizer/*.yaml` option sets. Keys the `optimizer` table above does not name "
-             "are keyword arguments of the Keras class, passed through to it unchecked."), "",
-            optimizer_options(), ""]
+    out += [
+        "#" * (level + 1) + " `optimizer`: the options",
+        "",
+        (
+            "What each `conf/optimizer/*.yaml` option sets. Keys the `optimizer` table above does not name "
+            "are keyword arguments of the Keras class, passed through to it unchecked."
+        ),
+        "",
+        optimizer_options(),
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -354,7 +372,9 @@ def _key(key: str) -> str:
 
 def keys(text: str) -> set[str]:
     """The keys that have a row in rendered ``text`` (for tests)."""
-    return {re.sub(r"<[^>]+>", "", line.split(" | ")[0][2:]) for line in text.splitlines() if line.startswith("| <code>")}
+    return {
+        re.sub(r"<[^>]+>", "", line.split(" | ")[0][2:]) for line in text.splitlines() if line.startswith("| <code>")
+    }
 
 
 if __name__ == "<run_path>":  # inside `mkdocs build` (mkdocs-gen-files): append to the page

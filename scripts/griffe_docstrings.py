@@ -30,7 +30,7 @@ def markdown(text: str) -> str:
         indent = lines[i][: len(lines[i]) - len(stripped)]
         block = []
         while i < len(lines) and lines[i].strip():  # a doctest block ends at a blank line
-            block.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i].lstrip())
+            block.append(lines[i][len(indent) :] if lines[i].startswith(indent) else lines[i].lstrip())
             i += 1
         out += [f"{indent}```pycon", *(f"{indent}{b}" for b in block), f"{indent}```"]
     return "\n".join(out)

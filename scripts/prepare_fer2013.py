@@ -33,8 +33,10 @@ def to_folders(csv_path: Path, out: Path, fmt: str = "png") -> dict[str, int]:
     for row, (emotion, pixels, usage) in enumerate(zip(df["emotion"], df["pixels"], df["Usage"])):
         values = np.array(str(pixels).split(), dtype=np.int64)
         if values.size != 48 * 48 or not 0 <= int(emotion) < len(EMOTIONS) or usage not in USAGE_TO_SPLIT:
-            raise SystemExit(f"{csv_path} row {row + 2}: expected emotion 0-6, 2304 pixels and a Usage in "
-                             f"{list(USAGE_TO_SPLIT)}; got emotion={emotion}, {values.size} pixels, Usage={usage!r}")
+            raise SystemExit(
+                f"{csv_path} row {row + 2}: expected emotion 0-6, 2304 pixels and a Usage in "
+                f"{list(USAGE_TO_SPLIT)}; got emotion={emotion}, {values.size} pixels, Usage={usage!r}"
+            )
         split = USAGE_TO_SPLIT[usage]
         folder = out / split / EMOTIONS[int(emotion)]
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,9 +59,14 @@ def to_csv(root: Path, csv_path: Path) -> int:
                     continue
                 with Image.open(image) as img:
                     pixels = np.asarray(img.convert("L").resize((48, 48)), dtype=np.uint8)
-                rows.append({"emotion": EMOTIONS.index(class_dir.name),
-                             "pixels": " ".join(map(str, pixels.reshape(-1).tolist())),
-                             "Usage": usage, "_order": image.stem})
+                rows.append(
+                    {
+                        "emotion": EMOTIONS.index(class_dir.name),
+                        "pixels": " ".join(map(str, pixels.reshape(-1).tolist())),
+                        "Usage": usage,
+                        "_order": image.stem,
+                    }
+                )
     frame = pd.DataFrame(rows)
     frame = frame.sort_values("_order", key=lambda s: pd.to_numeric(s, errors="coerce")).drop(columns="_order")
     frame.to_csv(csv_path, index=False)

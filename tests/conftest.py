@@ -36,7 +36,11 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None =
     """``python -m fer_exp <args>`` in ``cwd``; output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", "fer_exp", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -79,10 +83,25 @@ class MlflowServer:
 
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
-             "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
-            stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "ab"), start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                f"sqlite:///{self.root / 'server.db'}",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.root / "server.log", "ab"),
+            start_new_session=True,
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -113,8 +132,14 @@ def mlflow_server(tmp_path):
 
 def start_run(args: list[str], cwd: Path) -> subprocess.Popen:
     """``python -m fer_exp <args>`` in the background, output as text lines."""
-    return subprocess.Popen([sys.executable, "-m", "fer_exp", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ})
+    return subprocess.Popen(
+        [sys.executable, "-m", "fer_exp", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ},
+    )
 
 
 def wait_for_line(proc: subprocess.Popen, needle: str, seen: list[str] | None = None) -> list[str]:

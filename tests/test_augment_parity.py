@@ -39,12 +39,18 @@ def _keras(aug_overrides: list[str]):
 @pytest.mark.parametrize("brightness", [False, True])
 @pytest.mark.parametrize("fill_mode", ["nearest", "constant", "reflect", "wrap"])
 def test_explicit_params_match_apply_transform(faces, fill_mode, brightness):
-    overrides = ["augmentation=heavy", f"augmentation.fill_mode={fill_mode}", "augmentation.cval=90",
-                 "augmentation.vertical_flip=true"]
+    overrides = [
+        "augmentation=heavy",
+        f"augmentation.fill_mode={fill_mode}",
+        "augmentation.cval=90",
+        "augmentation.vertical_flip=true",
+    ]
     aug, idg = _keras(overrides + ([] if brightness else ["augmentation.brightness_range=null"]))
     np.random.seed(1)
     per_image = [idg.get_random_transform(faces[0].shape) for _ in faces]
-    expected = np.stack([idg.standardize(idg.apply_transform(f.astype(np.float32), p)) for f, p in zip(faces, per_image)])
+    expected = np.stack(
+        [idg.standardize(idg.apply_transform(f.astype(np.float32), p)) for f, p in zip(faces, per_image)]
+    )
     got = apply_transform(faces, P.stack(per_image), aug)
     diff = np.abs(got - expected)
     if not brightness:
@@ -61,9 +67,18 @@ def test_explicit_params_match_apply_transform(faces, fill_mode, brightness):
 
 def test_every_transform_alone_matches(faces):
     aug, idg = _keras(["augmentation=none", "augmentation.rotation_range=30", "augmentation.fill_mode=reflect"])
-    cases = [{"theta": 17.0}, {"tx": 5.5}, {"ty": -7.25}, {"shear": 12.0}, {"zx": 0.8, "zy": 1.15},
-             {"flip_horizontal": True}, {"flip_vertical": True}, {"brightness": 1.3},
-             {"channel_shift_intensity": 40.0}, {"theta": -9.0, "tx": 3.0, "flip_horizontal": True, "zx": 1.1}]
+    cases = [
+        {"theta": 17.0},
+        {"tx": 5.5},
+        {"ty": -7.25},
+        {"shear": 12.0},
+        {"zx": 0.8, "zy": 1.15},
+        {"flip_horizontal": True},
+        {"flip_vertical": True},
+        {"brightness": 1.3},
+        {"channel_shift_intensity": 40.0},
+        {"theta": -9.0, "tx": 3.0, "flip_horizontal": True, "zx": 1.1},
+    ]
     for case in cases:
         expected = np.stack([idg.standardize(idg.apply_transform(f.astype(np.float32), case)) for f in faces[:8]])
         got = apply_transform(faces[:8], P.stack([case] * 8), aug)
@@ -71,8 +86,14 @@ def test_every_transform_alone_matches(faces):
 
 
 def test_standardization_matches_fit_and_standardize(faces):
-    aug, idg = _keras(["augmentation=none", "augmentation.featurewise_center=true",
-                       "augmentation.featurewise_std_normalization=true", "augmentation.samplewise_center=true"])
+    aug, idg = _keras(
+        [
+            "augmentation=none",
+            "augmentation.featurewise_center=true",
+            "augmentation.featurewise_std_normalization=true",
+            "augmentation.samplewise_center=true",
+        ]
+    )
     idg.fit(faces.astype(np.float32))
     mean, std = featurewise_stats(faces, aug.rescale)
     np.testing.assert_allclose(mean, idg.mean, rtol=1e-5)
@@ -87,11 +108,15 @@ def _keras_draws(idg, n: int) -> dict[str, np.ndarray]:
     return P.stack([idg.get_random_transform((48, 48, 1)) for _ in range(n)])
 
 
-@pytest.mark.parametrize("overrides", [
-    ["augmentation=heavy", "augmentation.vertical_flip=true"],
-    ["augmentation=seed", "augmentation.width_shift_range=3", "augmentation.height_shift_range=[2,5,0.5]"],
-    ["augmentation=none", "augmentation.zoom_range=[0.7,1.0]", "augmentation.width_shift_range=4.5"],
-], ids=["heavy", "int-and-list-shifts", "zoom-pair-pixel-shift"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["augmentation=heavy", "augmentation.vertical_flip=true"],
+        ["augmentation=seed", "augmentation.width_shift_range=3", "augmentation.height_shift_range=[2,5,0.5]"],
+        ["augmentation=none", "augmentation.zoom_range=[0.7,1.0]", "augmentation.width_shift_range=4.5"],
+    ],
+    ids=["heavy", "int-and-list-shifts", "zoom-pair-pixel-shift"],
+)
 def test_random_params_follow_keras_distributions(overrides):
     aug, idg = _keras(overrides)
     n = 3000

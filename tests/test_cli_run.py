@@ -17,10 +17,17 @@ from fer_exp.data.synthetic import CLASS_NAMES, class_counts
 from tests.conftest import artifact_paths, mlflow_runs, run_cli
 
 EXPECTED_ARTIFACTS = {
-    "config/config.yaml", "config/overrides.txt", "config/hydra.yaml",
-    "plots/confusion_matrix.png", "plots/learning_curves.png", "plots/augmented_samples.png",
-    "reports/classification_report.txt", "reports/metrics.json", "reports/model_summary.txt",
-    "model/best.keras", "logs/fer_exp.log",
+    "config/config.yaml",
+    "config/overrides.txt",
+    "config/hydra.yaml",
+    "plots/confusion_matrix.png",
+    "plots/learning_curves.png",
+    "plots/augmented_samples.png",
+    "reports/classification_report.txt",
+    "reports/metrics.json",
+    "reports/model_summary.txt",
+    "model/best.keras",
+    "logs/fer_exp.log",
 }
 
 
@@ -97,7 +104,9 @@ def test_multirun_logs_one_run_per_job(tmp_path):
     assert sorted(r.data.tags["hydra.job_num"] for r in runs) == ["0", "1", "2"]
     assert len({r.data.tags["hydra.sweep_dir"] for r in runs}) == 1
     assert sorted(r.data.params["augmentation.rotation_range"] for r in runs) == ["0.0", "20.0", "25.0"]
-    assert {r.data.tags["overrides"] for r in runs} == {f"augmentation={a} debug=fast" for a in ("none", "seed", "heavy")}
+    assert {r.data.tags["overrides"] for r in runs} == {
+        f"augmentation={a} debug=fast" for a in ("none", "seed", "heavy")
+    }
 
 
 def test_exception_in_a_run_ends_it_failed_with_traceback(tmp_path):
@@ -114,9 +123,20 @@ def test_exception_in_a_run_ends_it_failed_with_traceback(tmp_path):
 
 def test_ctrl_c_ends_the_run_killed(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fer_exp", "epochs=200", "limit_train_batches=2", "limit_val_batches=1",
-         "preview_images=0", "callbacks.early_stopping.enabled=false"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "fer_exp",
+            "epochs=200",
+            "limit_train_batches=2",
+            "limit_val_batches=1",
+            "preview_images=0",
+            "callbacks.early_stopping.enabled=false",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     seen = []
     try:
@@ -145,8 +165,19 @@ def test_tta_metrics_and_time_budget(tmp_path):
     from fer_exp.config import compose
     from fer_exp.runs import JobInfo, run
 
-    cfg = compose(["tta=true", "tta_shift=1", "epochs=5", "limit_train_batches=2", "limit_val_batches=2", "preview_images=0",
-                   "schedule=cosine", "time_budget_min=0.001", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+    cfg = compose(
+        [
+            "tta=true",
+            "tta_shift=1",
+            "epochs=5",
+            "limit_train_batches=2",
+            "limit_val_batches=2",
+            "preview_images=0",
+            "schedule=cosine",
+            "time_budget_min=0.001",
+            f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        ]
+    )
     result = run(cfg, JobInfo(output_dir=tmp_path / "out"))
     assert result.epochs_run == 1  # the budget stops after the first epoch
     _, (r,) = mlflow_runs(tmp_path / "mlflow.db")
@@ -161,8 +192,16 @@ def test_bfloat16_run_trains_in_bfloat16_and_says_so(tmp_path):
     from fer_exp.runs import JobInfo, run
     from fer_exp.training.fit import load_checkpoint
 
-    cfg = compose(["mixed_precision=bfloat16", "epochs=2", "limit_train_batches=3", "limit_val_batches=2",
-                   "preview_images=0", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+    cfg = compose(
+        [
+            "mixed_precision=bfloat16",
+            "epochs=2",
+            "limit_train_batches=3",
+            "limit_val_batches=2",
+            "preview_images=0",
+            f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        ]
+    )
     result = run(cfg, JobInfo(output_dir=tmp_path / "out"))
     _, (r,) = mlflow_runs(tmp_path / "mlflow.db")
     assert r.data.params["mixed_precision"] == "bfloat16" and r.data.params["env.precision"] == "mixed_bfloat16"
@@ -177,8 +216,12 @@ def test_benchmark_table_is_generated_from_mlflow_and_kept_in_a_record(fast_run,
     out, record = tmp_path / "benchmarks.md", tmp_path / "runs.json"
     script = [sys.executable, "scripts/benchmark_table.py", "--out", str(out), "--record", str(record)]
     repo = Path(__file__).parents[1]
-    proc = subprocess.run(script + ["--tracking-uri", f"sqlite:///{work}/mlflow.db", "--experiment", "fer_exp"],
-                          cwd=repo, capture_output=True, text=True)
+    proc = subprocess.run(
+        script + ["--tracking-uri", f"sqlite:///{work}/mlflow.db", "--experiment", "fer_exp"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "| recipe | model | parameters | augmentation |" in text and "| small_cnn | 295,575 | seed |" in text
@@ -193,21 +236,39 @@ def test_benchmark_table_is_generated_from_mlflow_and_kept_in_a_record(fast_run,
 
 def test_ablation_table_says_what_each_family_adds_over_its_base(tmp_path):
     def entry(aug, acc, epochs):
-        return {"run_id": aug, "section": "ablation", "recipe": "fer2013_ablation", "model": "small_cnn",
-                "parameters": 1000, "augmentation": aug, "epochs": epochs, "train_time_s": 900.0,
-                "best_val_accuracy": acc, "cpu": "cpu · 2 cores", "date": "2026-11-25"}
+        return {
+            "run_id": aug,
+            "section": "ablation",
+            "recipe": "fer2013_ablation",
+            "model": "small_cnn",
+            "parameters": 1000,
+            "augmentation": aug,
+            "epochs": epochs,
+            "train_time_s": 900.0,
+            "best_val_accuracy": acc,
+            "cpu": "cpu · 2 cores",
+            "date": "2026-11-25",
+        }
 
     main = {**entry("light", 0.66, 30), "run_id": "m", "section": "main", "recipe": "fer2013_small_cnn"}
     record, out = tmp_path / "runs.json", tmp_path / "benchmarks.md"
-    record.write_text(json.dumps([main, entry("none", 0.60, 20), entry("light", 0.63, 18),
-                                  entry("light_mixup", 0.625, 15)]))
-    proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--out", str(out), "--record", str(record)],
-                          cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    record.write_text(
+        json.dumps([main, entry("none", 0.60, 20), entry("light", 0.63, 18), entry("light_mixup", 0.625, 15)])
+    )
+    proc = subprocess.run(
+        [sys.executable, "scripts/benchmark_table.py", "--out", str(out), "--record", str(record)],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     ablation = out.read_text().split("## Augmentation ablation")[1]
     assert "~15 min" in ablation and "1,000 parameters" in ablation
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in ablation.splitlines()
-            if line.startswith("| light") or line.startswith("| none")}
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")
+        for line in ablation.splitlines()
+        if line.startswith("| light") or line.startswith("| none")
+    }
     # columns: augmentation, epochs, s/epoch, best acc, vs none, vs light
     assert rows["light_mixup"][1:6] == ["15", "60", "62.50 %", "+2.50", "-0.50"]
     assert rows["none"][4:6] == ["+0.00", "-3.00"]

@@ -13,8 +13,10 @@ from fer_exp.config import compose
 from fer_exp.errors import ConfigError
 from tests.conftest import REPO, run_cli
 
-GROUPS = {g: sorted(p.stem for p in (REPO / "conf" / g).glob("*.yaml")) for g in
-          ("data", "augmentation", "model", "optimizer")}
+GROUPS = {
+    g: sorted(p.stem for p in (REPO / "conf" / g).glob("*.yaml"))
+    for g in ("data", "augmentation", "model", "optimizer")
+}
 
 
 def test_groups_have_the_required_options():
@@ -24,7 +26,9 @@ def test_groups_have_the_required_options():
     assert {"adam", "sgd", "rmsprop", "adamw"} <= set(GROUPS["optimizer"])
 
 
-@pytest.mark.parametrize("aug,model,opt", itertools.product(GROUPS["augmentation"], GROUPS["model"], GROUPS["optimizer"]))
+@pytest.mark.parametrize(
+    "aug,model,opt", itertools.product(GROUPS["augmentation"], GROUPS["model"], GROUPS["optimizer"])
+)
 def test_every_group_option_validates(aug, model, opt):
     cfg = compose([f"augmentation={aug}", f"model={model}", f"optimizer={opt}"])
     assert cfg.model.name == model
@@ -51,13 +55,25 @@ def test_none_augmentation_only_rescales():
     aug = compose(["augmentation=none"]).augmentation
     from fer_exp.augment.keras_idg import NORMALIZATION_KEYS
 
-    changed = {k for k, v in aug.model_dump().items() if v != type(aug)().model_dump()[k] and k not in NORMALIZATION_KEYS}
+    changed = {
+        k for k, v in aug.model_dump().items() if v != type(aug)().model_dump()[k] and k not in NORMALIZATION_KEYS
+    }
     assert changed == set()
 
 
 def test_overrides_reach_the_config():
-    cfg = compose(["batch_size=128", "epochs=30", "seed=7", "optimizer=sgd", "optimizer.learning_rate=0.01",
-                   "augmentation.rotation_range=15", "data=fer2013", "data.root=/somewhere"])
+    cfg = compose(
+        [
+            "batch_size=128",
+            "epochs=30",
+            "seed=7",
+            "optimizer=sgd",
+            "optimizer.learning_rate=0.01",
+            "augmentation.rotation_range=15",
+            "data=fer2013",
+            "data.root=/somewhere",
+        ]
+    )
     assert (cfg.batch_size, cfg.epochs, cfg.seed) == (128, 30, 7)
     assert cfg.optimizer.target == "keras.optimizers.SGD" and cfg.optimizer.learning_rate == 0.01
     assert cfg.optimizer.model_extra["nesterov"] is True
@@ -77,7 +93,11 @@ BAD = [
     (["augmentation.rotation_range=-5"], "augmentation.rotation_range=-5", "greater than or equal to 0"),
     (["augmentation.zoom_range=1.5"], "augmentation.zoom_range=1.5", "[0, 1)"),
     (["augmentation.zoom_range=[1.2,0.8]"], "augmentation.zoom_range=[1.2, 0.8]", "low <= high"),
-    (["augmentation.fill_mode=mirror"], "augmentation.fill_mode='mirror'", "'nearest', 'constant', 'reflect' or 'wrap'"),
+    (
+        ["augmentation.fill_mode=mirror"],
+        "augmentation.fill_mode='mirror'",
+        "'nearest', 'constant', 'reflect' or 'wrap'",
+    ),
     (["augmentation.width_shift_range=-0.1"], "augmentation.width_shift_range=-0.1", ">= 0"),
     (["augmentation.brightness_range=[1.5]"], "augmentation.brightness_range=[1.5]", "pair"),
     (["batch_size=0"], "batch_size=0", "greater than or equal to 1"),
@@ -119,7 +139,10 @@ def test_cli_rejects_bad_config_fast_without_tensorflow(workdir):
 
 
 def test_config_validation_does_not_import_tensorflow():
-    code = "import sys; from fer_exp.config import compose; compose(['augmentation=heavy']); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    code = (
+        "import sys; from fer_exp.config import compose; compose(['augmentation=heavy']); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
 
@@ -152,17 +175,31 @@ def recipe_changes(base: str, derived: str, data_root) -> dict:
 
 def test_ensemble_members_are_the_60_minute_recipe_in_bfloat16(tmp_path):
     assert recipe_changes("fer2013_small_cnn", "fer2013_ensemble", tmp_path) == {
-        "epochs": 60, "time_budget_min": 40, "mixed_precision": "auto"}
+        "epochs": 60,
+        "time_budget_min": 40,
+        "mixed_precision": "auto",
+    }
 
 
 def test_unweighted_ensemble_differs_from_the_ensemble_recipe_in_class_weights_budget_and_tta_views(tmp_path):
     assert compose(["experiment=fer2013_ensemble", f"data.root={tmp_path}"]).class_weight == "balanced"
     assert recipe_changes("fer2013_ensemble", "fer2013_ensemble_noweights", tmp_path) == {
-        "class_weight": "none", "time_budget_min": 42, "tta_shift": 2}
+        "class_weight": "none",
+        "time_budget_min": 42,
+        "tta_shift": 2,
+    }
 
 
-@pytest.mark.parametrize("value,policy", [("false", "float32"), ("off", "float32"), ("true", "mixed_float16"),
-                                          ("bfloat16", "mixed_bfloat16"), ("float16", "mixed_float16")])
+@pytest.mark.parametrize(
+    "value,policy",
+    [
+        ("false", "float32"),
+        ("off", "float32"),
+        ("true", "mixed_float16"),
+        ("bfloat16", "mixed_bfloat16"),
+        ("float16", "mixed_float16"),
+    ],
+)
 def test_mixed_precision_values(value, policy):
     from fer_exp.training.setup import dtype_policy
 

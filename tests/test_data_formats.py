@@ -34,8 +34,9 @@ def fer_csv(tmp_path) -> Path:
     for usage, n in (("Training", 5), ("PublicTest", 2), ("PrivateTest", 2)):
         for emotion in range(7):
             for _ in range(n):
-                rows.append({"emotion": emotion, "pixels": " ".join(map(str, _face(rng, emotion).reshape(-1))),
-                             "Usage": usage})
+                rows.append(
+                    {"emotion": emotion, "pixels": " ".join(map(str, _face(rng, emotion).reshape(-1))), "Usage": usage}
+                )
     path = tmp_path / "fer2013.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -52,12 +53,15 @@ def test_fer2013_csv_source(fer_csv):
     assert splits.train.images.shape[1:] == (48, 48, 1)
 
 
-@pytest.mark.parametrize("corrupt,message", [
-    (lambda df: df.assign(pixels=df["pixels"].where(df.index != 3, "1 2 3")), "row 5: expected 2304 pixel values"),
-    (lambda df: df.assign(emotion=df["emotion"].where(df.index != 7, 9)), "row 9: emotion 9 is not an index"),
-    (lambda df: df.drop(columns=["Usage"]), "missing column(s) ['Usage']"),
-    (lambda df: df.assign(pixels=df["pixels"].where(df.index != 2, "a b")), "row 4: pixels must be"),
-])
+@pytest.mark.parametrize(
+    "corrupt,message",
+    [
+        (lambda df: df.assign(pixels=df["pixels"].where(df.index != 3, "1 2 3")), "row 5: expected 2304 pixel values"),
+        (lambda df: df.assign(emotion=df["emotion"].where(df.index != 7, 9)), "row 9: emotion 9 is not an index"),
+        (lambda df: df.drop(columns=["Usage"]), "missing column(s) ['Usage']"),
+        (lambda df: df.assign(pixels=df["pixels"].where(df.index != 2, "a b")), "row 4: pixels must be"),
+    ],
+)
 def test_fer2013_csv_errors_name_the_row(fer_csv, corrupt, message):
     corrupt(pd.read_csv(fer_csv)).to_csv(fer_csv, index=False)
     with pytest.raises(DataError) as err:
@@ -77,8 +81,9 @@ def test_prepare_fer2013_round_trip(fer_csv, tmp_path):
     assert key(a) == key(b)
     # the folder layout and the CSV give the same training images per class
     from_csv = load_splits(compose(["data=fer2013_csv", f"data.path={fer_csv}"]).data)
-    from_dirs = load_splits(compose(["data=fer2013", f"data.root={folders}", "data.test_dir=test",
-                                     f"data.cache_dir={tmp_path / 'c'}"]).data)
+    from_dirs = load_splits(
+        compose(["data=fer2013", f"data.root={folders}", "data.test_dir=test", f"data.cache_dir={tmp_path / 'c'}"]).data
+    )
     for c in range(7):
         x = np.sort(from_csv.train.images[from_csv.train.labels == c].reshape(5, -1), axis=0)
         y = np.sort(from_dirs.train.images[from_dirs.train.labels == c].reshape(5, -1), axis=0)
@@ -103,8 +108,15 @@ def test_dataframe_source_with_split_column_and_missing_files(tmp_path, caplog):
     df["split"] = ["train", "train", "train", "train", "val", "val"] * 2
     df.loc[len(df)] = ["img/gone.png", "sad", "train"]
     df.to_csv(tmp_path / "labels.csv", index=False)
-    overrides = ["data=dataframe", f"data.path={tmp_path / 'labels.csv'}", "data.x_col=file", "data.y_col=label",
-                 "data.split_col=split", "data.val_values=[val]", f"data.cache_dir={tmp_path / 'c'}"]
+    overrides = [
+        "data=dataframe",
+        f"data.path={tmp_path / 'labels.csv'}",
+        "data.x_col=file",
+        "data.y_col=label",
+        "data.split_col=split",
+        "data.val_values=[val]",
+        f"data.cache_dir={tmp_path / 'c'}",
+    ]
     with caplog.at_level(logging.WARNING):
         splits = load_splits(compose(overrides).data)
     assert "1 listed image file(s) not found, dropped" in caplog.text and "gone.png" in caplog.text
@@ -120,8 +132,16 @@ def test_dataframe_source_with_split_column_and_missing_files(tmp_path, caplog):
 
 def test_dataframe_validation_split_takes_the_first_rows(tmp_path):
     pd.DataFrame(_image_files(tmp_path, 5), columns=["filename", "class"]).to_csv(tmp_path / "t.csv", index=False)
-    splits = load_splits(compose(["data=dataframe", f"data.path={tmp_path / 't.csv'}", "data.validation_split=0.3",
-                                  f"data.cache_dir={tmp_path / 'c'}"]).data)
+    splits = load_splits(
+        compose(
+            [
+                "data=dataframe",
+                f"data.path={tmp_path / 't.csv'}",
+                "data.validation_split=0.3",
+                f"data.cache_dir={tmp_path / 'c'}",
+            ]
+        ).data
+    )
     assert [Path(p).name for p in splits.val.paths] == ["happy_0.png", "happy_1.png", "happy_2.png"]
     assert len(splits.train) == 7
 
@@ -131,8 +151,17 @@ def test_directory_validation_split_is_per_class_like_keras(tmp_path):
         (tmp_path / "all" / name).mkdir(parents=True)
         for i in range(10):
             Image.fromarray(np.full((48, 48), i, np.uint8)).save(tmp_path / "all" / name / f"{i}.png")
-    splits = load_splits(compose(["data=fer2013", f"data.root={tmp_path}", "data.train_dir=all",
-                                  "data.validation_split=0.2", f"data.cache_dir={tmp_path / 'c'}"]).data)
+    splits = load_splits(
+        compose(
+            [
+                "data=fer2013",
+                f"data.root={tmp_path}",
+                "data.train_dir=all",
+                "data.validation_split=0.2",
+                f"data.cache_dir={tmp_path / 'c'}",
+            ]
+        ).data
+    )
     assert [Path(p).name for p in splits.val.paths] == ["0.png", "1.png", "0.png", "1.png"]
     assert len(splits.train) == 16 and not splits.directory_layout
 
@@ -142,8 +171,14 @@ def _npz(tmp_path) -> Path:
     x = rng.random((20, 32, 32, 3)).astype(np.float32)  # other size, RGB, floats in [0, 1]
     y = np.eye(3)[np.arange(20) % 3]  # one-hot
     path = tmp_path / "faces.npz"
-    np.savez(path, x_train=x, y_train=y, x_val=x[:9], y_val=np.arange(9) % 3,
-             class_names=np.array(["neutral", "happy", "sad"]))
+    np.savez(
+        path,
+        x_train=x,
+        y_train=y,
+        x_val=x[:9],
+        y_val=np.arange(9) % 3,
+        class_names=np.array(["neutral", "happy", "sad"]),
+    )
     return path
 
 
@@ -157,8 +192,9 @@ def test_arrays_source_converts_size_mode_and_labels(tmp_path):
 
 
 def _sources(tmp_path, fer_csv):
-    pd.DataFrame(_image_files(tmp_path / "df", 8), columns=["filename", "class"]).to_csv(tmp_path / "df" / "t.csv",
-                                                                                        index=False)
+    pd.DataFrame(_image_files(tmp_path / "df", 8), columns=["filename", "class"]).to_csv(
+        tmp_path / "df" / "t.csv", index=False
+    )
     return {
         "directory": [],  # the synthetic faces: class folders
         "dataframe": ["data=dataframe", f"data.path={tmp_path / 'df' / 't.csv'}", "data.validation_split=0.25"],
@@ -170,8 +206,17 @@ def _sources(tmp_path, fer_csv):
 @pytest.mark.parametrize("pipeline", ["tfdata", "keras"])
 def test_every_source_trains_through_both_pipelines(tmp_path, fer_csv, pipeline):
     for source, overrides in _sources(tmp_path, fer_csv).items():
-        cfg = compose([*overrides, f"data.pipeline={pipeline}", "debug=fast", "batch_size=4", "preview_images=4",
-                       f"data.cache_dir={tmp_path / 'c'}", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+        cfg = compose(
+            [
+                *overrides,
+                f"data.pipeline={pipeline}",
+                "debug=fast",
+                "batch_size=4",
+                "preview_images=4",
+                f"data.cache_dir={tmp_path / 'c'}",
+                f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            ]
+        )
         result = run(cfg, JobInfo(output_dir=tmp_path / "out" / pipeline / source))
         assert result.epochs_run == 1, source
     client, runs = mlflow_runs(tmp_path / "mlflow.db")
@@ -184,16 +229,27 @@ def test_every_source_trains_through_both_pipelines(tmp_path, fer_csv, pipeline)
 @pytest.mark.parametrize("class_mode", ["binary", "sparse"])
 def test_class_modes_shape_the_head_and_loss(tmp_path, class_mode):
     pd.DataFrame(_image_files(tmp_path, 8), columns=["filename", "class"]).to_csv(tmp_path / "t.csv", index=False)
-    cfg = compose(["data=dataframe", f"data.path={tmp_path / 't.csv'}", f"data.class_mode={class_mode}",
-                   "data.validation_split=0.25", "debug=fast", "batch_size=4", "preview_images=0",
-                   f"data.cache_dir={tmp_path / 'c'}", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+    cfg = compose(
+        [
+            "data=dataframe",
+            f"data.path={tmp_path / 't.csv'}",
+            f"data.class_mode={class_mode}",
+            "data.validation_split=0.25",
+            "debug=fast",
+            "batch_size=4",
+            "preview_images=0",
+            f"data.cache_dir={tmp_path / 'c'}",
+            f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        ]
+    )
     result = run(cfg, JobInfo(output_dir=tmp_path / "out"))
     import keras
 
     model = keras.models.load_model(result.output_dir / "checkpoints" / "best.keras", safe_mode=True)
     assert model.output_shape == ((None, 1) if class_mode == "binary" else (None, 2))
-    assert type(model.loss).__name__ == ("BinaryCrossentropy" if class_mode == "binary"
-                                         else "SparseCategoricalCrossentropy")
+    assert type(model.loss).__name__ == (
+        "BinaryCrossentropy" if class_mode == "binary" else "SparseCategoricalCrossentropy"
+    )
 
 
 def test_binary_needs_two_classes_and_sparse_refuses_smoothing():
@@ -237,9 +293,19 @@ def test_duplicates_are_counted_and_dedupe_drops_them(tmp_path):
 def test_dedupe_and_leak_free_accuracy_land_in_mlflow(tmp_path):
     root = _folders_with_duplicates(tmp_path / "d")
     for dedupe in ("none", "cross_split"):
-        cfg = compose(["data=fer2013", f"data.root={root}", f"data.cache_dir={tmp_path / 'c'}", "debug=fast",
-                       "batch_size=4", "limit_val_batches=null", f"data.dedupe={dedupe}", "data.pipeline=keras",
-                       f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+        cfg = compose(
+            [
+                "data=fer2013",
+                f"data.root={root}",
+                f"data.cache_dir={tmp_path / 'c'}",
+                "debug=fast",
+                "batch_size=4",
+                "limit_val_batches=null",
+                f"data.dedupe={dedupe}",
+                "data.pipeline=keras",
+                f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            ]
+        )
         run(cfg, JobInfo(output_dir=tmp_path / dedupe))
     client, (plain, deduped) = mlflow_runs(tmp_path / "mlflow.db")
     assert plain.data.metrics["audit.train_val.shared_distinct"] == 1
@@ -252,23 +318,42 @@ def test_dedupe_and_leak_free_accuracy_land_in_mlflow(tmp_path):
 def test_skipped_bad_images_are_counted(tmp_path):
     root = _folders_with_duplicates(tmp_path / "d")
     (root / "train" / "sad" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    splits = load_splits(compose(["data=fer2013", f"data.root={root}", "data.on_bad_image=skip",
-                                  f"data.cache_dir={tmp_path / 'c'}"]).data)
+    splits = load_splits(
+        compose(
+            ["data=fer2013", f"data.root={root}", "data.on_bad_image=skip", f"data.cache_dir={tmp_path / 'c'}"]
+        ).data
+    )
     assert splits.dropped == {"bad_images.train": 1} and len(splits.train) == 10
     assert "broken.jpg" in splits.bad_images["train"][0]
 
 
 def test_audit_cli(tmp_path):
     root = _folders_with_duplicates(tmp_path / "d")
-    out = subprocess.run([sys.executable, "-m", "fer_exp.audit", "data=fer2013", f"data.root={root}",
-                          f"data.cache_dir={tmp_path / 'c'}", "--out", str(tmp_path / "audit")],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fer_exp.audit",
+            "data=fer2013",
+            f"data.root={root}",
+            f"data.cache_dir={tmp_path / 'c'}",
+            "--out",
+            str(tmp_path / "audit"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "train: 10 files hold 9 distinct images (1 repeated copies)" in out.stdout
     assert "train and val share 1 distinct images" in out.stdout
     assert (tmp_path / "audit" / "class_samples.png").stat().st_size > 1000
-    bad = subprocess.run([sys.executable, "-m", "fer_exp.audit", "data=fer2013", "data.root=/nowhere"],
-                         capture_output=True, text=True, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, "-m", "fer_exp.audit", "data=fer2013", "data.root=/nowhere"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2 and "data.root not found: /nowhere" in bad.stderr
 
 

@@ -78,8 +78,11 @@ def _schema_rows(reference: str) -> list[list[str]]:
 def test_reference_rows_are_complete(reference):
     rows = _schema_rows(reference)
     assert len(rows) > 50
-    undescribed = [re.sub(r"<[^>]+>", "", key) for key, type_, default, _allowed, description in rows
-                   if not (type_ and default and description)]
+    undescribed = [
+        re.sub(r"<[^>]+>", "", key)
+        for key, type_, default, _allowed, description in rows
+        if not (type_ and default and description)
+    ]
     assert undescribed == [], f"keys without a type, default or description (Field(description=...)): {undescribed}"
 
 
@@ -89,6 +92,9 @@ def test_readme_is_a_short_front_door():
 
 
 def test_readme_has_no_hand_typed_measurements():
-    hits = [f"README.md:{n}: {line.strip()}" for n, line in enumerate(README.read_text().splitlines(), 1)
-            if MEASUREMENT.search(line)]
+    hits = [
+        f"README.md:{n}: {line.strip()}"
+        for n, line in enumerate(README.read_text().splitlines(), 1)
+        if MEASUREMENT.search(line)
+    ]
     assert not hits, "measured figures belong on the generated docs/benchmarks.md:\n" + "\n".join(hits)

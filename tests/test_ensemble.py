@@ -14,8 +14,16 @@ from tests.conftest import mlflow_runs
 
 
 def _train(tmp_path, name, *overrides):
-    cfg = compose(["epochs=2", "limit_train_batches=3", "preview_images=0", "model.filters=[8,16]",
-                   f"tracking_uri=sqlite:///{tmp_path}/mlflow.db", *overrides])
+    cfg = compose(
+        [
+            "epochs=2",
+            "limit_train_batches=3",
+            "preview_images=0",
+            "model.filters=[8,16]",
+            f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            *overrides,
+        ]
+    )
     return run(cfg, JobInfo(output_dir=tmp_path / name))
 
 
@@ -49,9 +57,26 @@ def test_ensemble_run_holds_members_and_final_metrics(members, monkeypatch):
 def test_cli_picks_the_top_runs_and_refuses_mixed_data(members):
     tmp, (a, b) = members
     uri = f"sqlite:///{tmp}/mlflow.db"
-    proc = subprocess.run([sys.executable, "-m", "fer_exp.ensemble", "--experiment", "fer_exp", "--top", "2",
-                           "--tta", "--tracking-uri", uri, "--out", str(tmp / "top")],
-                          cwd=tmp, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fer_exp.ensemble",
+            "--experiment",
+            "fer_exp",
+            "--top",
+            "2",
+            "--tta",
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(tmp / "top"),
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # both accuracies, each saying which it is
     assert "ensemble of 2 (small_cnn): without TTA: val accuracy" in proc.stdout
@@ -73,8 +98,13 @@ def tta_ensemble(members, tmp_path_factory):
     from fer_exp.runs.ensemble import run_ensemble
 
     tmp, (a, b) = members
-    return run_ensemble(f"sqlite:///{tmp}/mlflow.db", [a.run_id, b.run_id], tta=True,
-                        out_dir=tmp_path_factory.mktemp("tta_ensemble"), tta_shift=1)
+    return run_ensemble(
+        f"sqlite:///{tmp}/mlflow.db",
+        [a.run_id, b.run_id],
+        tta=True,
+        out_dir=tmp_path_factory.mktemp("tta_ensemble"),
+        tta_shift=1,
+    )
 
 
 def test_ensemble_with_tta_logs_its_plain_and_its_tta_accuracy_as_a_run_does(members, monkeypatch, tmp_path):
@@ -95,8 +125,9 @@ def test_ensemble_with_tta_logs_its_plain_and_its_tta_accuracy_as_a_run_does(mem
 
     real_predict = ensemble.predict
     monkeypatch.setattr(ensemble, "predict", views_always_right)
-    _, metrics = ensemble.run_ensemble(f"sqlite:///{tmp}/mlflow.db", [a.run_id, b.run_id], tta=True,
-                                       out_dir=tmp_path / "ens", tta_shift=1)
+    _, metrics = ensemble.run_ensemble(
+        f"sqlite:///{tmp}/mlflow.db", [a.run_id, b.run_id], tta=True, out_dir=tmp_path / "ens", tta_shift=1
+    )
     y_true = seen[0][0]
     y_plain = np.mean([plain for _, plain in seen], axis=0).argmax(1)  # averaged here, not by the ensemble
     assert metrics["best_val_accuracy"] == pytest.approx(np.mean(y_plain == y_true), abs=1e-9)
@@ -116,17 +147,41 @@ def test_benchmark_table_lists_an_ensemble_of_ablation_runs_as_a_recipe(members,
     uri = f"sqlite:///{tmp}/mlflow.db"
     run_id, metrics = tta_ensemble
     record = tmp_path / "runs.json"
-    proc = subprocess.run([sys.executable, "scripts/benchmark_table.py", "--tracking-uri", uri, "--experiment", "none",
-                           "--ablation", "fer_exp", "--record", str(record), "--out", str(tmp_path / "b.md")],
-                          cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/benchmark_table.py",
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "none",
+            "--ablation",
+            "fer_exp",
+            "--record",
+            str(record),
+            "--out",
+            str(tmp_path / "b.md"),
+        ],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     records = {r["run_id"]: r for r in json.loads(record.read_text())}
-    assert records[run_id]["section"] == "main" and records[a.run_id]["section"] == records[b.run_id]["section"] == "ablation"
+    assert (
+        records[run_id]["section"] == "main"
+        and records[a.run_id]["section"] == records[b.run_id]["section"] == "ablation"
+    )
     # plain and TTA accuracy in their own columns, as for a run; the members and the command in the record
     ens = records[run_id]
-    assert (ens["best_val_accuracy"], ens["val_accuracy_tta"]) == (metrics["best_val_accuracy"], metrics["val_accuracy_tta"])
+    assert (ens["best_val_accuracy"], ens["val_accuracy_tta"]) == (
+        metrics["best_val_accuracy"],
+        metrics["val_accuracy_tta"],
+    )
     assert ens["tta_views"] == "flip + 1 px shifts" and ens["members"] == [a.run_id, b.run_id]
-    assert ens["reproduce"] == f"python -m fer_exp.ensemble {a.run_id} {b.run_id} --tta --tta-shift 1 --experiment fer_exp"
+    assert (
+        ens["reproduce"] == f"python -m fer_exp.ensemble {a.run_id} {b.run_id} --tta --tta-shift 1 --experiment fer_exp"
+    )
     assert records[a.run_id]["config_source"] == "logged" and records[a.run_id]["config"]["seed"] == 1
     page = (tmp_path / "b.md").read_text()
     assert "| flip + 1 px shifts |" in page and ens["reproduce"] in page

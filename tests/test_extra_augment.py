@@ -54,8 +54,9 @@ def test_blur_removes_and_sharpen_adds_detail():
 
 def test_random_erasing_blanks_one_box_of_the_configured_area():
     x = _faces()
-    out = _apply(["augmentation.erasing_prob=1", "augmentation.erasing_area=[0.1,0.1]",
-                  "augmentation.erasing_value=zero"], x + 1)  # +1: no natural zeros
+    out = _apply(
+        ["augmentation.erasing_prob=1", "augmentation.erasing_area=[0.1,0.1]", "augmentation.erasing_value=zero"], x + 1
+    )  # +1: no natural zeros
     areas = (out == 0).sum(axis=(1, 2, 3)) / (48 * 48)
     assert np.all((areas > 0.07) & (areas < 0.13)), areas
 
@@ -117,8 +118,14 @@ def test_both_pipelines_apply_the_extra_ops(tmp_path):
     from fer_exp.data import tf_pipeline
     from fer_exp.data.sources import load_splits
 
-    overrides = ["augmentation=none", "augmentation.erasing_prob=1", "augmentation.erasing_value=zero",
-                 "augmentation.erasing_area=[0.2,0.2]", "augmentation.rescale=null", "batch_size=16"]
+    overrides = [
+        "augmentation=none",
+        "augmentation.erasing_prob=1",
+        "augmentation.erasing_value=zero",
+        "augmentation.erasing_area=[0.2,0.2]",
+        "augmentation.rescale=null",
+        "batch_size=16",
+    ]
     cfg = compose(overrides)
     # keras: ImageDataGenerator + preprocessing_function
     idg = ImageDataGenerator(**keras_idg.train_kwargs(cfg.augmentation))
@@ -132,12 +139,15 @@ def test_both_pipelines_apply_the_extra_ops(tmp_path):
     assert 0.15 < keras_area < 0.25 and 0.15 < tf_area < 0.3, (keras_area, tf_area)
 
 
-@pytest.mark.parametrize("bad,message", [
-    (["augmentation.mixup_prob=0.7", "augmentation.cutmix_prob=0.7"], "mixup_prob + cutmix_prob must be <= 1"),
-    (["augmentation.erasing_area=[0.5,1.5]"], "erasing_area is a fraction"),
-    (["augmentation.blur_sigma=[2,1]"], "augmentation.blur_sigma=[2, 1]"),
-    (["augmentation.mixup_prob=0.5", "data.class_mode=sparse"], "mixup and cutmix mix one-hot labels"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (["augmentation.mixup_prob=0.7", "augmentation.cutmix_prob=0.7"], "mixup_prob + cutmix_prob must be <= 1"),
+        (["augmentation.erasing_area=[0.5,1.5]"], "erasing_area is a fraction"),
+        (["augmentation.blur_sigma=[2,1]"], "augmentation.blur_sigma=[2, 1]"),
+        (["augmentation.mixup_prob=0.5", "data.class_mode=sparse"], "mixup and cutmix mix one-hot labels"),
+    ],
+)
 def test_bad_extra_values(bad, message):
     from fer_exp.errors import ConfigError
 

@@ -11,7 +11,15 @@ from tests.conftest import SHARED_FER2013
 
 pytestmark = pytest.mark.skipif(not (SHARED_FER2013 / "train").is_dir(), reason=f"{SHARED_FER2013} not present")
 
-TRAIN_COUNTS = {"angry": 3993, "disgust": 436, "fear": 4103, "happy": 7164, "neutral": 4982, "sad": 4938, "surprise": 3205}
+TRAIN_COUNTS = {
+    "angry": 3993,
+    "disgust": 436,
+    "fear": 4103,
+    "happy": 7164,
+    "neutral": 4982,
+    "sad": 4938,
+    "surprise": 3205,
+}
 VAL_COUNTS = {"angry": 960, "disgust": 111, "fear": 1018, "happy": 1825, "neutral": 1216, "sad": 1139, "surprise": 797}
 
 

@@ -120,16 +120,23 @@ def test_the_cycle_check_sees_a_cycle():
 
 def test_no_private_name_is_imported_across_modules():
     modules = _modules()
-    private = [f"{name}: {target}.{n}" for name, path in modules.items()
-               for target, names in _imports(path, modules) for n in names
-               if n.startswith("_") and not n.startswith("__")]
+    private = [
+        f"{name}: {target}.{n}"
+        for name, path in modules.items()
+        for target, names in _imports(path, modules)
+        for n in names
+        if n.startswith("_") and not n.startswith("__")
+    ]
     assert private == []
 
 
 def test_modules_are_short_or_say_why():
-    long = [f"{p.relative_to(REPO)} ({n} lines)" for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_LINES
-            and f"longer than {MAX_LINES} lines" not in (ast.get_docstring(ast.parse(p.read_text())) or "")]
+    long = [
+        f"{p.relative_to(REPO)} ({n} lines)"
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+        and f"longer than {MAX_LINES} lines" not in (ast.get_docstring(ast.parse(p.read_text())) or "")
+    ]
     assert long == []
 
 
@@ -167,10 +174,18 @@ def test_a_new_model_is_one_file_and_one_yaml(tmp_path, with_file):
     (copy / "conf" / "model" / "tiny_dense.yaml").write_text("name: tiny_dense\nunits: 4\n")
     if with_file:
         (copy / "models" / "tiny_dense.py").write_text(TINY_MODEL)
-    code = ("from fer_exp.config import compose; from fer_exp.models import registered; "
-            "cfg = compose(['model=tiny_dense']); print(sorted(registered())); print(cfg.model)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    code = (
+        "from fer_exp.config import compose; from fer_exp.models import registered; "
+        "cfg = compose(['model=tiny_dense']); print(sorted(registered())); print(cfg.model)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
     if with_file:
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "tiny_dense" in proc.stdout and "units=4" in proc.stdout

@@ -133,11 +133,23 @@ def test_precision_benchmark_compares_the_three_variants():
     import sys
     from pathlib import Path
 
-    proc = subprocess.run([sys.executable, "scripts/bench_precision.py", "--models", "small_cnn model.filters=[8,16]",
-                           "--steps", "2", "--batch", "8"],
-                          cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/bench_precision.py",
+            "--models",
+            "small_cnn model.filters=[8,16]",
+            "--steps",
+            "2",
+            "--batch",
+            "8",
+        ],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (model, figures), = json.loads(proc.stdout.strip().splitlines()[-1])["img_s"].items()
+    ((model, figures),) = json.loads(proc.stdout.strip().splitlines()[-1])["img_s"].items()
     assert model == "small_cnn model.filters=[8,16]" and figures["params"] > 0
     assert min(figures[v] for v in ("float32", "bf16, Keras BN", "bf16, fused BN")) > 0
     # the speed-up is printed to 2 decimals: within 0.005 of the ratio of the (rounded) figures

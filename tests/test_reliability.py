@@ -14,8 +14,15 @@ import pytest
 
 from tests.conftest import MlflowServer, artifact_paths, mlflow_runs, run_cli, start_run, wait_for_line
 
-TRAIN = ["epochs=6", "limit_train_batches=15", "limit_val_batches=2", "preview_images=0",
-         "callbacks.early_stopping.enabled=false", "schedule=cosine", "schedule.warmup_epochs=0"]
+TRAIN = [
+    "epochs=6",
+    "limit_train_batches=15",
+    "limit_val_batches=2",
+    "preview_images=0",
+    "callbacks.early_stopping.enabled=false",
+    "schedule=cosine",
+    "schedule.warmup_epochs=0",
+]
 
 
 def _checkpoint_dir(cwd: Path) -> Path:
@@ -48,8 +55,9 @@ def test_interrupt_then_resume(tmp_path):
     state = json.loads((ckpt / "state.json").read_text())
     assert state["epochs_done"] >= 2
     assert (ckpt / state["last_checkpoint"]).exists() and (ckpt / "best.keras").exists()
-    assert sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")) == \
-        list(range(1, state["epochs_done"] + 1))
+    assert sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")) == list(
+        range(1, state["epochs_done"] + 1)
+    )
 
     run_id = runs[0].info.run_id
     again = start_run([f"resume={run_id}"], tmp_path)  # a resumed run can be stopped and resumed too
@@ -114,8 +122,9 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path):
 def test_unreachable_server_can_fall_back_to_a_local_store(tmp_path):
     from tests.conftest import free_port
 
-    proc = run_cli(["debug=fast", f"tracking_uri=http://127.0.0.1:{free_port()}", "tracking_fallback=local"],
-                   tmp_path, timeout=180)
+    proc = run_cli(
+        ["debug=fast", f"tracking_uri=http://127.0.0.1:{free_port()}", "tracking_fallback=local"], tmp_path, timeout=180
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "logging to sqlite:///" in proc.stdout + proc.stderr
     _, runs = mlflow_runs(tmp_path / "mlflow.db")
@@ -138,8 +147,9 @@ def test_server_going_away_mid_run_loses_nothing(tmp_path):
     assert (run_dir / "mlflow_journal.jsonl").exists()
 
     server.start()  # back, same store
-    sync = subprocess.run([sys.executable, "-m", "fer_exp.sync", str(run_dir)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    sync = subprocess.run(
+        [sys.executable, "-m", "fer_exp.sync", str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert sync.returncode == 0, sync.stdout + sync.stderr
     assert not (run_dir / "mlflow_journal.jsonl").exists()
     from mlflow.tracking import MlflowClient
@@ -154,9 +164,22 @@ def test_server_going_away_mid_run_loses_nothing(tmp_path):
 
 
 def test_four_concurrent_runs_into_one_sqlite_store(tmp_path):
-    procs = [start_run(["epochs=2", "limit_train_batches=2", "limit_val_batches=1", "preview_images=0",
-                        f"seed={i}", "threads.intra_op=1", "threads.inter_op=1", "data.threads=1"], tmp_path)
-             for i in range(4)]
+    procs = [
+        start_run(
+            [
+                "epochs=2",
+                "limit_train_batches=2",
+                "limit_val_batches=1",
+                "preview_images=0",
+                f"seed={i}",
+                "threads.intra_op=1",
+                "threads.inter_op=1",
+                "data.threads=1",
+            ],
+            tmp_path,
+        )
+        for i in range(4)
+    ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, "\n".join(o[-1500:] for o in outputs)
     client, runs = mlflow_runs(tmp_path / "mlflow.db")
@@ -238,7 +261,16 @@ def test_damaged_image_is_reported_by_path(tmp_path, pipeline, damage):
     else:
         Image.fromarray(np.full((48, 48), 9, np.uint8)).save(bad)
         bad.write_bytes(bad.read_bytes()[:60])
-    proc = run_cli(["debug=fast", "data=fer2013", f"data.root={data}", "batch_size=4",
-                    f"data.pipeline={pipeline}", f"data.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    proc = run_cli(
+        [
+            "debug=fast",
+            "data=fer2013",
+            f"data.root={data}",
+            "batch_size=4",
+            f"data.pipeline={pipeline}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+        ],
+        tmp_path,
+    )
     assert proc.returncode != 0
     assert f"cannot read image {bad}" in proc.stderr

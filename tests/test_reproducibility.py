@@ -8,8 +8,14 @@ from tests.conftest import mlflow_runs
 
 
 def test_two_runs_of_one_config_give_the_same_first_epoch(tmp_path):
-    overrides = ["augmentation=seed", "epochs=1", "limit_train_batches=4", "limit_val_batches=2",
-                 "preview_images=0", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"]
+    overrides = [
+        "augmentation=seed",
+        "epochs=1",
+        "limit_train_batches=4",
+        "limit_val_batches=2",
+        "preview_images=0",
+        f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+    ]
     results = [run(compose(overrides), JobInfo(output_dir=tmp_path / f"run{i}")) for i in range(2)]
     different_seed = run(compose([*overrides, "seed=7"]), JobInfo(output_dir=tmp_path / "run_seed7"))
     client, runs = mlflow_runs(tmp_path / "mlflow.db")

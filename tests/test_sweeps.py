@@ -35,15 +35,21 @@ def test_experiment_config_runs_a_grouped_sweep_with_a_comparison(tmp_path):
     assert [c.data.params["augmentation.rotation_range"] for c in children] == ["0.0", "10.0", "20.0", "25.0"]
     assert {c.data.params["model.name"] for c in children} == {"small_cnn"}
     assert [c.data.tags["hydra.job_num"] for c in children] == ["0", "1", "2", "3"]
-    assert {"comparison/comparison.csv", "comparison/comparison.md", "comparison/comparison.png"} <= \
-        set(artifact_paths(client, parent.info.run_id))
+    assert {"comparison/comparison.csv", "comparison/comparison.md", "comparison/comparison.png"} <= set(
+        artifact_paths(client, parent.info.run_id)
+    )
     assert "best_best_val_accuracy" in parent.data.metrics
     assert f"sweep {parent.info.run_id}: 4 jobs, 4 finished" in proc.stdout
 
     # the comparison CLI reads the same store and finds the latest sweep by itself
     out = tmp_path / "report"
-    cmp = subprocess.run([sys.executable, "-m", "fer_exp.compare", "--out", str(out)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+    cmp = subprocess.run(
+        [sys.executable, "-m", "fer_exp.compare", "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cmp.returncode == 0, cmp.stderr
     lines = (out / "comparison.md").read_text().splitlines()
     assert len(lines) == 2 + 4 and "augmentation.rotation_range" in lines[0] and "f1_disgust" in lines[0]
@@ -66,8 +72,9 @@ def test_one_failed_job_does_not_stop_the_sweep(tmp_path):
 
 
 def test_joblib_launcher_four_parallel_jobs_into_one_sqlite_store(tmp_path):
-    proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=1,2,3,4", "debug=fast",
-                    "epochs=2"], tmp_path)
+    proc = run_cli(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=1,2,3,4", "debug=fast", "epochs=2"], tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, runs = mlflow_runs(tmp_path / "mlflow.db")
     parent, children = _sweep_runs(client, runs)
@@ -89,8 +96,10 @@ def test_submitit_local_launcher(tmp_path):
 
 
 def test_optuna_search_returns_the_configured_metric(tmp_path):
-    proc = run_cli(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "debug=fast",
-                    "optimized_metric=val_macro_f1"], tmp_path)
+    proc = run_cli(
+        ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "debug=fast", "optimized_metric=val_macro_f1"],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Best value:" in proc.stdout + proc.stderr
     client, runs = mlflow_runs(tmp_path / "mlflow.db", "hparams_search")
@@ -123,8 +132,10 @@ def test_sweep_logs_to_a_tracking_server_over_http_without_leaking_credentials(t
 def test_comparison_labels_name_only_what_differs():
     from fer_exp.analysis.compare import _label, shared_overrides
 
-    rows = [{"overrides": f"augmentation={a} epochs=10 experiment_name=demo", "job": str(i), "run": f"r{i}"}
-            for i, a in enumerate(["none", "seed"])]
+    rows = [
+        {"overrides": f"augmentation={a} epochs=10 experiment_name=demo", "job": str(i), "run": f"r{i}"}
+        for i, a in enumerate(["none", "seed"])
+    ]
     shared = shared_overrides(rows)
     assert [_label(row, [], shared) for row in rows] == ["#0 augmentation=none", "#1 augmentation=seed"]
     assert shared_overrides(rows[:1]) == set()  # a single run keeps its whole label

@@ -104,12 +104,12 @@ def test_every_epoch_sees_every_image_once_with_its_label(tmp_path):
     assert inputs.train_batches == 8 and [len(x) for x, _ in batches[:8]] == [5] * 7 + [1]
     for epoch in range(2):
         seen = []
-        for x, y in batches[epoch * 8:(epoch + 1) * 8]:
+        for x, y in batches[epoch * 8 : (epoch + 1) * 8]:
             value = np.rint(x[:, 0, 0, 0] * 255).astype(int)  # 60 * class + index
             np.testing.assert_array_equal(value // 60, y.argmax(axis=1))
             seen.extend(value.tolist())
         assert sorted(seen) == sorted(60 * c + i for c in range(3) for i in range(12))
-    first, second = (np.concatenate([x[:, 0, 0, 0] for x, _ in batches[e * 8:(e + 1) * 8]]) for e in range(2))
+    first, second = (np.concatenate([x[:, 0, 0, 0] for x, _ in batches[e * 8 : (e + 1) * 8]]) for e in range(2))
     assert not np.array_equal(first, second), "each epoch is reshuffled"
 
 
@@ -162,9 +162,21 @@ def test_augmentation_cost_benchmark_measures_every_preset(tmp_path):
     import sys
 
     repo = Path(__file__).parents[1]
-    proc = subprocess.run([sys.executable, "scripts/bench_augmentation.py", "--root", str(tmp_path / "absent"),
-                           "--batches", "2", "--presets", "none,light_cutmix"],
-                          cwd=repo, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/bench_augmentation.py",
+            "--root",
+            str(tmp_path / "absent"),
+            "--batches",
+            "2",
+            "--presets",
+            "none,light_cutmix",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(figures["img_s"]) == {"none", "light_cutmix"} and min(figures["img_s"].values()) > 0

@@ -84,9 +84,13 @@ def test_flatten_batches_respect_mlflow_limits(tmp_path):
 
 
 def test_secrets_are_redacted():
-    raw = OmegaConf.create({"tracking_uri": "https://bob:pw@mlflow.example/x?access_token=abc",
-                            "data": {"root": "/data", "token": "${oc.env:HF_TOKEN,zzz}"},
-                            "optimizer": {"api_key": "k", "lr": 1}})
+    raw = OmegaConf.create(
+        {
+            "tracking_uri": "https://bob:pw@mlflow.example/x?access_token=abc",
+            "data": {"root": "/data", "token": "${oc.env:HF_TOKEN,zzz}"},
+            "optimizer": {"api_key": "k", "lr": 1},
+        }
+    )
     masked = secret_keys(raw)
     assert masked == {"data.token", "optimizer.api_key"}
     tree = redact_tree(OmegaConf.to_container(raw, resolve=True), masked)

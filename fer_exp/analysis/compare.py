@@ -1,10 +1,10 @@
 """Compare runs: which setting helped? A table (CSV + Markdown) and a picture.
 
-The command is ``python -m fer_exp.compare`` (:mod:`fer_exp.cli.compare`). One row per run: the params that differ between the runs, the chosen metric,
-best validation accuracy, validation macro-F1, F1 of the rarest class, epochs run and wall
-time. The PNG holds a bar chart of the metric per setting and every run's validation-accuracy
-curve. For a sweep, the files are also logged to its MLflow parent run.
-"""
+The command is ``python -m fer_exp.compare`` (:mod:`fer_exp.cli.compare`). One row per run: the
+params that differ between the runs, the chosen metric, best validation accuracy, validation
+macro-F1, F1 of the rarest class, epochs run and wall time. The PNG holds a bar chart of the
+metric per setting and every run's validation-accuracy curve. For a sweep, the files are also
+logged to its MLflow parent run."""
 
 from __future__ import annotations
 
@@ -53,8 +53,12 @@ def rarest_class(runs) -> str | None:
     """The class with the fewest training images, from the first run's ``data.found.train.<class>``
     params (the runs of a comparison share their data); None when the runs did not log them.
     Its F1 gets a column of its own: it is the class a setting most easily helps or hurts."""
-    counts = {k.removeprefix("data.found.train."): int(v) for r in runs[:1]
-              for k, v in r.data.params.items() if k.startswith("data.found.train.")}
+    counts = {
+        k.removeprefix("data.found.train."): int(v)
+        for r in runs[:1]
+        for k, v in r.data.params.items()
+        if k.startswith("data.found.train.")
+    }
     return min(counts, key=counts.get) if counts else None
 
 
@@ -77,19 +81,25 @@ def compare_runs(client, runs, metric: str, out_dir: Path) -> Report:
     for r in runs:
         m = r.data.metrics
         wall = ((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000 if r.info.start_time else None
-        row = {"run": r.info.run_name, "job": r.data.tags.get("hydra.job_num", ""),
-               "overrides": r.data.tags.get("overrides", ""), "status": r.info.status}
+        row = {
+            "run": r.info.run_name,
+            "job": r.data.tags.get("hydra.job_num", ""),
+            "overrides": r.data.tags.get("overrides", ""),
+            "status": r.info.status,
+        }
         row.update({p: r.data.params.get(p, "") for p in params})
-        row.update({
-            metric: m.get(metric),
-            "best_val_accuracy": m.get("best_val_accuracy"),
-            "val_macro_f1": m.get("val_macro_f1"),
-            f"f1_{rare}": m.get(f"val_f1.{rare}") if rare else None,
-            "epochs": m.get("epochs_run"),
-            "train_time_s": m.get("train_time_s"),
-            "wall_time_s": wall,
-            "run_id": r.info.run_id,
-        })
+        row.update(
+            {
+                metric: m.get(metric),
+                "best_val_accuracy": m.get("best_val_accuracy"),
+                "val_macro_f1": m.get("val_macro_f1"),
+                f"f1_{rare}": m.get(f"val_f1.{rare}") if rare else None,
+                "epochs": m.get("epochs_run"),
+                "train_time_s": m.get("train_time_s"),
+                "wall_time_s": wall,
+                "run_id": r.info.run_id,
+            }
+        )
         rows.append(row)
     rows.sort(key=lambda row: -(row[metric] if row[metric] is not None else float("-inf")))
     columns = list(dict.fromkeys(k for row in rows for k in row))
@@ -138,8 +148,11 @@ def shared_overrides(rows) -> set[str]:
 
 def _label(row, params, shared: set[str] = frozenset()) -> str:
     """What was varied, compactly: the job's own overrides (else the differing params)."""
-    pairs = [o.split("=", 1) for o in row["overrides"].split()
-             if "=" in o and o not in shared and not o.startswith(("debug=", "hydra"))]
+    pairs = [
+        o.split("=", 1)
+        for o in row["overrides"].split()
+        if "=" in o and o not in shared and not o.startswith(("debug=", "hydra"))
+    ]
     if not pairs:
         pairs = [(p, str(row[p])) for p in params]
     text = ", ".join(f"{k.lstrip('+~').split('.')[-1]}={_short(v)}" for k, v in pairs) or row["run"]
@@ -166,8 +179,13 @@ def _plot(client, runs, rows, params, metric, path: Path) -> Path:
     for row in rows:
         history = sorted(client.get_metric_history(row["run_id"], "val_accuracy"), key=lambda m: m.step)
         if history:
-            curves.plot([m.step for m in history], [m.value for m in history], marker="o", ms=2.5,
-                        label=_label(row, params, shared))
+            curves.plot(
+                [m.step for m in history],
+                [m.value for m in history],
+                marker="o",
+                ms=2.5,
+                label=_label(row, params, shared),
+            )
     curves.set_xlabel("epoch")
     curves.set_ylabel("val_accuracy")
     curves.set_title(f"validation accuracy ({len(by_id)} runs)")
@@ -190,16 +208,21 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None)
     ids = [e.experiment_id for e in experiments]
     parent = sweep
     if parent is None and experiment is None:
-        sweeps = client.search_runs(ids, filter_string="tags.`fer_exp.sweep_role` = 'parent'",
-                                    order_by=["attributes.start_time DESC"], max_results=1)
+        sweeps = client.search_runs(
+            ids,
+            filter_string="tags.`fer_exp.sweep_role` = 'parent'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
         if not sweeps:
             raise UserError("no sweep found: pass --experiment NAME to compare all its runs")
         parent = sweeps[0].info.run_id
     if parent:
         runs = child_runs(client, parent)
     else:
-        runs = [r for r in client.search_runs(ids, max_results=10000)
-                if r.data.tags.get("fer_exp.sweep_role") != "parent"]
+        runs = [
+            r for r in client.search_runs(ids, max_results=10000) if r.data.tags.get("fer_exp.sweep_role") != "parent"
+        ]
     if not runs:
         raise UserError("no runs to compare")
     return runs, parent

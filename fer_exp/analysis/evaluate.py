@@ -71,7 +71,7 @@ def tta_views(x: np.ndarray, shift: int = 0) -> list[np.ndarray]:
         h, w = x.shape[1:3]
         padded = np.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
         for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
-            views.append(padded[:, shift + dy:shift + dy + h, shift + dx:shift + dx + w])
+            views.append(padded[:, shift + dy : shift + dy + h, shift + dx : shift + dx + w])
     return views + [v[:, :, ::-1] for v in views]
 
 
@@ -119,5 +119,7 @@ def leak_free(y_true: np.ndarray, y_pred: np.ndarray, val_in_train: np.ndarray |
     if not in_train.any() or in_train.all():
         return {}
     clean = ~in_train
-    return {"val_accuracy_leakfree": float(np.mean(y_pred[clean] == y_true[clean])),
-            "val_leaked_images": float(in_train.sum())}
+    return {
+        "val_accuracy_leakfree": float(np.mean(y_pred[clean] == y_true[clean])),
+        "val_leaked_images": float(in_train.sum()),
+    }

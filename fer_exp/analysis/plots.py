@@ -63,8 +63,9 @@ def learning_curves_png(history: Mapping[str, Sequence[float]], path: Path, titl
     return path
 
 
-def image_grid_png(images: np.ndarray, labels: Sequence[int], class_names: Sequence[str], path: Path,
-                   title: str, columns: int = 8) -> Path:
+def image_grid_png(
+    images: np.ndarray, labels: Sequence[int], class_names: Sequence[str], path: Path, title: str, columns: int = 8
+) -> Path:
     """Images (N, H, W, C) with their class names; each image is min-max scaled for display."""
     plt = pyplot()
     n = len(images)
@@ -94,5 +95,11 @@ def class_grid_png(splits: Splits, path: Path, per_class: int = 8, rescale: floa
         labels.extend([c] * len(rows))
         images.extend([np.zeros(splits.train.images.shape[1:], np.float32)] * (per_class - len(rows)))
         labels.extend([c] * (per_class - len(rows)))
-    return image_grid_png(np.stack(images), labels, splits.class_names, path,
-                          f"first {per_class} training images of each class", columns=per_class)
+    return image_grid_png(
+        np.stack(images),
+        labels,
+        splits.class_names,
+        path,
+        f"first {per_class} training images of each class",
+        columns=per_class,
+    )

@@ -39,11 +39,13 @@ def per_image_op(name: str) -> Callable[[PerImageOp], PerImageOp]:
     """Register ``fn(img, aug, rng) -> img`` as the per-image op ``name``: it runs after the ops
     registered before it, on the images that ``augmentation.<name>_prob`` picks, on one float32
     (rows, cols, ch) image in 0..255, drawing only from ``rng`` (see the "Extending" page)."""
+
     def register(fn: PerImageOp) -> PerImageOp:
         if name in PER_IMAGE_OPS:
             raise ValueError(f"two per-image augmentation ops are named {name!r}")
         PER_IMAGE_OPS[name] = fn
         return fn
+
     return register
 
 
@@ -143,12 +145,17 @@ def _erase(img: np.ndarray, aug, rng) -> np.ndarray:
         fill = img.mean()
     else:
         fill = 0.0
-    img[top:top + h, left:left + w] = fill
+    img[top : top + h, left : left + w] = fill
     return img
 
 
-def mix_batch(x: np.ndarray, y: np.ndarray, aug: AugmentationConfig, rng: np.random.Generator,
-              class_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mix_batch(
+    x: np.ndarray,
+    y: np.ndarray,
+    aug: AugmentationConfig,
+    rng: np.random.Generator,
+    class_weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mixup or cutmix one batch: images, soft targets, per-sample weights (see module doc)."""
     n = len(x)
     w = class_weights if class_weights is not None else np.ones(y.shape[1], dtype=np.float32)

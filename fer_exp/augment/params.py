@@ -15,11 +15,30 @@ import numpy as np
 
 from fer_exp.config import AugmentationConfig
 
-KEYS = ("theta", "tx", "ty", "shear", "zx", "zy", "flip_horizontal", "flip_vertical",
-        "channel_shift_intensity", "brightness")
-_DEFAULTS = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 1.0,
-             "flip_horizontal": False, "flip_vertical": False,
-             "channel_shift_intensity": np.nan, "brightness": np.nan}
+KEYS = (
+    "theta",
+    "tx",
+    "ty",
+    "shear",
+    "zx",
+    "zy",
+    "flip_horizontal",
+    "flip_vertical",
+    "channel_shift_intensity",
+    "brightness",
+)
+_DEFAULTS = {
+    "theta": 0.0,
+    "tx": 0.0,
+    "ty": 0.0,
+    "shear": 0.0,
+    "zx": 1.0,
+    "zy": 1.0,
+    "flip_horizontal": False,
+    "flip_vertical": False,
+    "channel_shift_intensity": np.nan,
+    "brightness": np.nan,
+}
 
 
 def zoom_bounds(aug: AugmentationConfig) -> tuple[float, float]:
@@ -45,7 +64,9 @@ def _shift(rng: np.random.Generator, spec: float | int | list[float], size: int,
     return out * size if np.max(spec) < 1 else out.astype(float)
 
 
-def draw(aug: AugmentationConfig, n: int, image_shape: Sequence[int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def draw(
+    aug: AugmentationConfig, n: int, image_shape: Sequence[int], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Parameters for ``n`` images of shape (rows, cols, channels), Keras's distributions."""
     rows, cols = image_shape[0], image_shape[1]
     lo, hi = zoom_bounds(aug)
@@ -64,7 +85,9 @@ def draw(aug: AugmentationConfig, n: int, image_shape: Sequence[int], rng: np.ra
     p["flip_horizontal"] = (rng.random(n) < 0.5) & aug.horizontal_flip
     p["flip_vertical"] = (rng.random(n) < 0.5) & aug.vertical_flip
     p["channel_shift_intensity"] = (
-        rng.uniform(-aug.channel_shift_range, aug.channel_shift_range, n) if aug.channel_shift_range else np.full(n, np.nan)
+        rng.uniform(-aug.channel_shift_range, aug.channel_shift_range, n)
+        if aug.channel_shift_range
+        else np.full(n, np.nan)
     )
     p["brightness"] = rng.uniform(*aug.brightness_range, n) if aug.brightness_range else np.full(n, np.nan)
     return p
@@ -75,8 +98,9 @@ def stack(per_image: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     out = {}
     for key in KEYS:
         values = [d.get(key, _DEFAULTS[key]) for d in per_image]
-        out[key] = np.array([_DEFAULTS[key] if v is None else v for v in values],
-                            dtype=bool if key.startswith("flip") else float)
+        out[key] = np.array(
+            [_DEFAULTS[key] if v is None else v for v in values], dtype=bool if key.startswith("flip") else float
+        )
     return out
 
 

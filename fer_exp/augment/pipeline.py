@@ -27,13 +27,25 @@ def is_geometric(aug: AugmentationConfig) -> bool:
     (False, True)
     """
     zoom = aug.zoom_range
-    return bool(aug.rotation_range or aug.width_shift_range or aug.height_shift_range or aug.shear_range
-                or (zoom != 0.0 and zoom != [1.0, 1.0]) or aug.horizontal_flip or aug.vertical_flip)
+    return bool(
+        aug.rotation_range
+        or aug.width_shift_range
+        or aug.height_shift_range
+        or aug.shear_range
+        or (zoom != 0.0 and zoom != [1.0, 1.0])
+        or aug.horizontal_flip
+        or aug.vertical_flip
+    )
 
 
-def apply_transform(images: np.ndarray, params: Mapping[str, np.ndarray], aug: AugmentationConfig,
-                    mean: np.ndarray | None = None, std: np.ndarray | None = None,
-                    rng: np.random.Generator | None = None) -> np.ndarray:
+def apply_transform(
+    images: np.ndarray,
+    params: Mapping[str, np.ndarray],
+    aug: AugmentationConfig,
+    mean: np.ndarray | None = None,
+    std: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Augment a batch with explicit parameters, as ``ImageDataGenerator`` would.
 
     ``images``: (n, rows, cols, channels), uint8 or float, in 0..255. ``params``: per-image
@@ -43,7 +55,7 @@ def apply_transform(images: np.ndarray, params: Mapping[str, np.ndarray], aug: A
     Returns float32 images after the transform and ``standardize`` (rescale, centering...).
     """
     rows, cols = images.shape[1], images.shape[2]
-    photometric = (np.isfinite(params["channel_shift_intensity"]).any() or np.isfinite(params["brightness"]).any())
+    photometric = np.isfinite(params["channel_shift_intensity"]).any() or np.isfinite(params["brightness"]).any()
     per_image = rng is not None and extra.has_per_image(aug)
     # Rescale inside the warp unless later ops still need 0..255 values.
     scale = 1.0 if photometric or per_image or aug.rescale is None else aug.rescale
@@ -77,8 +89,9 @@ def _photometric(x: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
     return x
 
 
-def standardize(x: np.ndarray, aug: AugmentationConfig, mean: np.ndarray | None, std: np.ndarray | None,
-                rescaled: bool = False) -> np.ndarray:
+def standardize(
+    x: np.ndarray, aug: AugmentationConfig, mean: np.ndarray | None, std: np.ndarray | None, rescaled: bool = False
+) -> np.ndarray:
     """``ImageDataGenerator.standardize`` on a float32 batch (``rescaled``: rescale already done)."""
     if aug.rescale and not rescaled:
         x *= np.float32(aug.rescale)
@@ -107,7 +120,7 @@ def featurewise_stats(images: np.ndarray, rescale: float | None, chunk: int = 40
     total = np.zeros(images.shape[-1])
     total_sq = np.zeros(images.shape[-1])
     for start in range(0, len(images), chunk):
-        block = images[start:start + chunk].astype(np.float64) * scale
+        block = images[start : start + chunk].astype(np.float64) * scale
         total += block.sum(axis=(0, 1, 2))
         total_sq += (block**2).sum(axis=(0, 1, 2))
         count += block.shape[0] * block.shape[1] * block.shape[2]

@@ -102,8 +102,9 @@ def _warp_planes(src, mats, mode, cval, scale, out):
                 dst[r, c] = ((1.0 - wy) * top + wy * bottom) * scale
 
 
-def warp(images: np.ndarray, mats: np.ndarray, fill_mode: str = "nearest", cval: float = 0.0,
-         scale: float = 1.0) -> np.ndarray:
+def warp(
+    images: np.ndarray, mats: np.ndarray, fill_mode: str = "nearest", cval: float = 0.0, scale: float = 1.0
+) -> np.ndarray:
     """Resample a batch (n, rows, cols, channels) through per-image (n, 2, 3) matrices."""
     n, rows, cols, channels = images.shape
     mats = np.ascontiguousarray(mats, dtype=np.float64)

@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         if parent:
             log_files(client, parent, report.files, "comparison")
         print(report.markdown)
-        print(f"written: {', '.join(str(p) for p in report.files)}"
-              + (f"; logged to parent run {parent}" if parent else ""))
+        print(
+            f"written: {', '.join(str(p) for p in report.files)}"
+            + (f"; logged to parent run {parent}" if parent else "")
+        )
 
     return run_command(body)
 

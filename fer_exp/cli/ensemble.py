@@ -23,13 +23,22 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m fer_exp.ensemble RUN_ID ... | --experiment NAME --top N``; returns the exit status."""
     p = parser(__doc__)
     p.add_argument("run_ids", nargs="*", help="MLflow run ids of finished runs")
-    p.add_argument("--experiment", help="with --top: pick the best runs of this experiment; "
-                   "also where the ensemble run is logged (default: the first member's)")
+    p.add_argument(
+        "--experiment",
+        help="with --top: pick the best runs of this experiment; "
+        "also where the ensemble run is logged (default: the first member's)",
+    )
     p.add_argument("--recipe", help="with --top: only runs of this experiment config (preset.experiment)")
     p.add_argument("--top", type=int, default=0, help="ensemble the N best finished runs of --experiment")
     p.add_argument("--tta", action="store_true", help="also average over horizontally flipped images")
-    p.add_argument("--tta-shift", type=int, default=0, choices=range(TTA_MAX_SHIFT + 1), metavar="PIXELS",
-                   help="with --tta: also over the images shifted this many pixels up, down, left, right")
+    p.add_argument(
+        "--tta-shift",
+        type=int,
+        default=0,
+        choices=range(TTA_MAX_SHIFT + 1),
+        metavar="PIXELS",
+        help="with --tta: also over the images shifted this many pixels up, down, left, right",
+    )
     p.add_argument("--tracking-uri", default=default_tracking_uri())
     p.add_argument("--out", type=Path, default=None, help="folder for the report and confusion matrix")
     args = p.parse_args(argv)

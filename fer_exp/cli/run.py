@@ -65,8 +65,11 @@ def job_info(cfg: DictConfig, hc: DictConfig) -> JobInfo:
     hydra_summary = {
         "mode": hc.mode.name,
         "job": {"name": hc.job.name, "num": hc.job.num if is_sweep else None},
-        "runtime": {"cwd": hc.runtime.cwd, "output_dir": hc.runtime.output_dir,
-                    "choices": OmegaConf.to_container(hc.runtime.choices)},
+        "runtime": {
+            "cwd": hc.runtime.cwd,
+            "output_dir": hc.runtime.output_dir,
+            "choices": OmegaConf.to_container(hc.runtime.choices),
+        },
         "overrides": {"task": list(hc.overrides.task), "hydra": list(hc.overrides.hydra)},
         "sweeper": hc.sweeper._target_,
         "launcher": hc.launcher._target_,
@@ -84,8 +87,11 @@ def job_info(cfg: DictConfig, hc: DictConfig) -> JobInfo:
         hydra_yaml=redact_text(OmegaConf.to_yaml(hydra_summary)),
         secret_keys=frozenset(secret_keys(cfg)),
         extra_tags=extra_tags,
-        choices={k: str(v) for k, v in OmegaConf.to_container(hc.runtime.choices).items()
-                 if not k.startswith("hydra/") and v is not None},
+        choices={
+            k: str(v)
+            for k, v in OmegaConf.to_container(hc.runtime.choices).items()
+            if not k.startswith("hydra/") and v is not None
+        },
     )
 
 

@@ -11,5 +11,14 @@ from fer_exp.config.data import CHANNELS, FER2013_EMOTIONS, DataConfig
 from fer_exp.config.schema import TTA_MAX_SHIFT, RunConfig
 from fer_exp.config.validate import validate
 
-__all__ = ["AugmentationConfig", "CHANNELS", "DataConfig", "FER2013_EMOTIONS", "RunConfig", "TTA_MAX_SHIFT",
-           "compose", "config_dir", "validate"]
+__all__ = [
+    "AugmentationConfig",
+    "CHANNELS",
+    "DataConfig",
+    "FER2013_EMOTIONS",
+    "RunConfig",
+    "TTA_MAX_SHIFT",
+    "compose",
+    "config_dir",
+    "validate",
+]

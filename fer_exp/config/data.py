@@ -27,40 +27,57 @@ def _required_path(v: str) -> str:
 class _ImageData(StrictModel):
     """Keys every source shares: how images become model inputs."""
 
-    pic_size: PicSize = Field(48, description="Side of the square model input in pixels; images of another "
-                                              "size are resized to it.")
-    color_mode: ColorMode = Field("grayscale", description="Channels the model sees: `grayscale` (1), `rgb` (3) "
-                                                           "or `rgba` (4); images in another mode are converted.")
+    pic_size: PicSize = Field(
+        48, description="Side of the square model input in pixels; images of another size are resized to it."
+    )
+    color_mode: ColorMode = Field(
+        "grayscale",
+        description="Channels the model sees: `grayscale` (1), `rgb` (3) "
+        "or `rgba` (4); images in another mode are converted.",
+    )
     # Keras's meanings; fer_exp trains classifiers, so 'input' (autoencoders) and None
     # (prediction only) are refused with an explanation.
     class_mode: Literal["categorical", "sparse", "binary", "input"] | None = Field(
-        "categorical", description="Keras's meaning: `categorical` (one-hot, softmax), `sparse` (class index, "
-                                   "sparse cross-entropy), `binary` (exactly two classes, one sigmoid unit). "
-                                   "`input` and null yield no class labels and are refused.")
+        "categorical",
+        description="Keras's meaning: `categorical` (one-hot, softmax), `sparse` (class index, "
+        "sparse cross-entropy), `binary` (exactly two classes, one sigmoid unit). "
+        "`input` and null yield no class labels and are refused.",
+    )
     interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = Field(
-        "nearest", description="Resize filter for images that are not `pic_size` square (Keras `load_img`'s "
-                               "default: nearest).")
+        "nearest",
+        description="Resize filter for images that are not `pic_size` square (Keras `load_img`'s default: nearest).",
+    )
     pipeline: Literal["tfdata", "keras"] = Field(
-        "tfdata", description="`tfdata`: images decoded once into a uint8 cache, fused augmentation in tf.data "
-                              "(fast); `keras`: ImageDataGenerator, exactly the notebook's generator.")
-    threads: Annotated[int, Field(ge=1, le=256)] | None = Field(None, description="Threads that build batches "
-                                                                                  "(tfdata); null = min(4, cores).")
-    cache_dir: str | None = Field(None, description="Decoded-image cache; null = `$FER_EXP_CACHE/decoded` "
-                                                    "(default `~/.cache/fer_exp/decoded`).")
+        "tfdata",
+        description="`tfdata`: images decoded once into a uint8 cache, fused augmentation in tf.data "
+        "(fast); `keras`: ImageDataGenerator, exactly the notebook's generator.",
+    )
+    threads: Annotated[int, Field(ge=1, le=256)] | None = Field(
+        None, description="Threads that build batches (tfdata); null = min(4, cores)."
+    )
+    cache_dir: str | None = Field(
+        None, description="Decoded-image cache; null = `$FER_EXP_CACHE/decoded` (default `~/.cache/fer_exp/decoded`)."
+    )
     on_bad_image: Literal["error", "skip"] = Field(
-        "error", description="Unreadable images: `error` stops before training and lists them by path; `skip` "
-                             "drops them and logs how many.")
+        "error",
+        description="Unreadable images: `error` stops before training and lists them by path; `skip` "
+        "drops them and logs how many.",
+    )
     dedupe: Literal["none", "within", "cross_split"] = Field(
-        "none", description="`within`: drop repeated copies (same decoded pixels) inside each split; "
-                            "`cross_split`: also drop from validation/test the images that occur in train, a "
-                            "leak-free validation set. The numbers dropped are logged (`data.dropped.*`).")
+        "none",
+        description="`within`: drop repeated copies (same decoded pixels) inside each split; "
+        "`cross_split`: also drop from validation/test the images that occur in train, a "
+        "leak-free validation set. The numbers dropped are logged (`data.dropped.*`).",
+    )
 
     @field_validator("class_mode")
     @classmethod
     def _trainable(cls, v):
         if v in ("input", None):
-            raise ValueError(f"class_mode={v} yields no class labels (Keras uses it for autoencoders / "
-                             "prediction); fer_exp trains classifiers: use categorical, sparse or binary")
+            raise ValueError(
+                f"class_mode={v} yields no class labels (Keras uses it for autoencoders / "
+                "prediction); fer_exp trains classifiers: use categorical, sparse or binary"
+            )
         return v
 
 
@@ -68,17 +85,23 @@ class DirectoryData(_ImageData):
     """Class-per-folder layout: ``root/<train_dir>/<class>/*.jpg``, the same for val (and test)."""
 
     source: Literal["directory"] = Field(description="Class folders (`data=fer2013`).")
-    root: str = Field(description="The folder holding the split folders; `data=fer2013` reads `$FER2013_ROOT` "
-                                  "when it is set.")
+    root: str = Field(
+        description="The folder holding the split folders; `data=fer2013` reads `$FER2013_ROOT` when it is set."
+    )
     train_dir: str = Field("train", description="The training split's folder under `root`.")
-    val_dir: str = Field("validation", description="The validation split's folder under `root` (not used "
-                                                   "with `validation_split`).")
-    test_dir: str | None = Field(None, description="A third split, evaluated once at the end (`test_*` metrics); "
-                                                   "null = none.")
+    val_dir: str = Field(
+        "validation", description="The validation split's folder under `root` (not used with `validation_split`)."
+    )
+    test_dir: str | None = Field(
+        None, description="A third split, evaluated once at the end (`test_*` metrics); null = none."
+    )
     # > 0: validation is this fraction of each class of train_dir (Keras's subset="validation")
-    validation_split: Fraction = Field(0.0, description="> 0: take validation from `train_dir` instead, this "
-                                                        "fraction of each class, as Keras's `validation_split` + "
-                                                        "`subset` do.")
+    validation_split: Fraction = Field(
+        0.0,
+        description="> 0: take validation from `train_dir` instead, this "
+        "fraction of each class, as Keras's `validation_split` + "
+        "`subset` do.",
+    )
 
     _root = field_validator("root")(lambda v: _required_path(v))
 
@@ -87,25 +110,32 @@ class SyntheticData(DirectoryData):
     """Generated faces (see :mod:`fer_exp.data.synthetic`), written on first use."""
 
     source: Literal["synthetic"] = Field(description="The embedded synthetic faces (`data=synthetic`).")
-    root: str | None = Field(None, description="Where the generated faces are written; null = the user cache "
-                                               "dir (`$FER_EXP_CACHE`, default `~/.cache/fer_exp`).")
+    root: str | None = Field(
+        None,
+        description="Where the generated faces are written; null = the user cache "
+        "dir (`$FER_EXP_CACHE`, default `~/.cache/fer_exp`).",
+    )
     n_train: Annotated[int, Field(ge=14, le=200_000, description="Training faces to generate.")] = 2000
     n_val: Annotated[int, Field(ge=14, le=200_000, description="Validation faces to generate.")] = 500
-    generator_seed: NonNegativeInt = Field(0, description="Seed of the face generator (identities, poses, "
-                                                          "expressions).")
+    generator_seed: NonNegativeInt = Field(
+        0, description="Seed of the face generator (identities, poses, expressions)."
+    )
 
     _root = field_validator("root")(lambda v: v)
 
 
 class _SplitColumn(_ImageData):
-    split_col: str | None = Field(None, description="A column naming each row's split; null = use "
-                                                    "`validation_split`.")
+    split_col: str | None = Field(None, description="A column naming each row's split; null = use `validation_split`.")
     train_values: list[str] = Field(["train"], description="Values of `split_col` that mark training rows.")
     val_values: list[str] = Field(["validation"], description="Values of `split_col` that mark validation rows.")
-    test_values: list[str] = Field([], description="Values of `split_col` that mark test rows, evaluated once "
-                                                   "at the end (`test_*` metrics); [] = none.")
-    validation_split: Fraction = Field(0.0, description="Without `split_col`: the first fraction of rows becomes "
-                                                        "validation, as Keras does.")
+    test_values: list[str] = Field(
+        [],
+        description="Values of `split_col` that mark test rows, evaluated once "
+        "at the end (`test_*` metrics); [] = none.",
+    )
+    validation_split: Fraction = Field(
+        0.0, description="Without `split_col`: the first fraction of rows becomes validation, as Keras does."
+    )
 
 
 class DataFrameData(_SplitColumn):
@@ -115,10 +145,10 @@ class DataFrameData(_SplitColumn):
     path: str = Field(description="The `.csv` or `.parquet` file.")
     x_col: str = Field("filename", description="The column of image file names.")
     y_col: str = Field("class", description="The column of labels (class names).")
-    directory: str | None = Field(None, description="File names are relative to this folder; null = the "
-                                                    "table's folder.")
-    classes: list[str] | None = Field(None, description="The class list; null = the sorted distinct values of "
-                                                        "`y_col`.")
+    directory: str | None = Field(
+        None, description="File names are relative to this folder; null = the table's folder."
+    )
+    classes: list[str] | None = Field(None, description="The class list; null = the sorted distinct values of `y_col`.")
 
     _path = field_validator("path")(lambda v: _required_path(v))
 
@@ -131,11 +161,15 @@ class Fer2013CsvData(_SplitColumn):
     split_col: str | None = Field("Usage", description="The column naming each row's split.")
     train_values: list[str] = Field(["Training"], description="`Usage` values that mark training rows.")
     val_values: list[str] = Field(["PublicTest"], description="`Usage` values that mark validation rows.")
-    test_values: list[str] = Field(["PrivateTest"], description="`Usage` values that mark test rows, evaluated "
-                                                                "once at the end; [] = none.")
-    emotion_names: list[str] = Field(FER2013_EMOTIONS, description="Emotion index -> class name (Kaggle's "
-                                                                   "order); classes are indexed in sorted order, "
-                                                                   "as folders are.")
+    test_values: list[str] = Field(
+        ["PrivateTest"], description="`Usage` values that mark test rows, evaluated once at the end; [] = none."
+    )
+    emotion_names: list[str] = Field(
+        FER2013_EMOTIONS,
+        description="Emotion index -> class name (Kaggle's "
+        "order); classes are indexed in sorted order, "
+        "as folders are.",
+    )
 
     _path = field_validator("path")(lambda v: _required_path(v))
 
@@ -145,19 +179,19 @@ class ArraysData(_ImageData):
 
     source: Literal["arrays"] = Field(description="Arrays of images and labels (`data=arrays`).")
     path: str = Field(description="An `.npz`, or a folder of `<key>.npy` files.")
-    x_train: str = Field("x_train", description="Key of the training images: (N, rows, cols[, channels]), "
-                                                "uint8 or floats in [0, 1].")
+    x_train: str = Field(
+        "x_train", description="Key of the training images: (N, rows, cols[, channels]), uint8 or floats in [0, 1]."
+    )
     y_train: str = Field("y_train", description="Key of the training labels: class indices or one-hot rows.")
     x_val: str = Field("x_val", description="Key of the validation images.")
     y_val: str = Field("y_val", description="Key of the validation labels.")
     x_test: str | None = Field("x_test", description="Key of the test images, used when present.")
     y_test: str | None = Field("y_test", description="Key of the test labels, used when present.")
-    class_names: list[str] | None = Field(None, description="Class names; null = the file's `class_names` "
-                                                            "array, else \"0\"..\"k-1\".")
+    class_names: list[str] | None = Field(
+        None, description='Class names; null = the file\'s `class_names` array, else "0".."k-1".'
+    )
 
     _path = field_validator("path")(lambda v: _required_path(v))
 
 
 DataConfig = tagged_union(subclasses_by_tag(_ImageData, "source"), "source")
-
-

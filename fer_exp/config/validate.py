@@ -44,8 +44,10 @@ def format_validation_error(exc: ValidationError, container: dict[str, Any]) -> 
         key = ".".join(key_parts) or "<config>"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (check the spelling; the allowed keys of '{'.'.join(key_parts[:-1])}' "
-                         f"are in fer_exp/config/ and conf/)")
+            lines.append(
+                f"{key}: unknown key (check the spelling; the allowed keys of '{'.'.join(key_parts[:-1])}' "
+                f"are in fer_exp/config/ and conf/)"
+            )
         elif err["type"] == "missing":
             lines.append(f"{key}: required but not set")
         elif not key_parts:  # a check across keys: its message names them (the value is the whole config)
@@ -68,8 +70,12 @@ def _key_path(container: Any, loc: list[str]) -> list[str]:
         elif isinstance(node, list) and part.isdigit():
             keys.append(part)
             node = node[int(part)] if int(part) < len(node) else None
-        elif part in _TYPE_TAGS or "[" in part or part.startswith(("function-", "constrained-")) or (
-                isinstance(node, dict) and part in (node.get("name"), node.get("source"))):
+        elif (
+            part in _TYPE_TAGS
+            or "[" in part
+            or part.startswith(("function-", "constrained-"))
+            or (isinstance(node, dict) and part in (node.get("name"), node.get("source")))
+        ):
             continue
         else:  # a key that is not in the config: unknown or missing
             keys.append(part)

@@ -23,12 +23,20 @@ def audit(splits: Splits, class_weight: str = "balanced", dedupe: str = "none") 
     """What is in the splits: counts per class, the class weights, duplicates, dropped and
     unreadable images, and source image sizes and modes (a JSON-able dict)."""
     names = splits.class_names
-    report: dict[str, Any] = {"classes": list(names), "splits": {}, "duplicates": dict(splits.duplicates),
-                              "dedupe": dedupe, "dropped": dict(splits.dropped),
-                              "unreadable": {k: v for k, v in splits.bad_images.items()}}
+    report: dict[str, Any] = {
+        "classes": list(names),
+        "splits": {},
+        "duplicates": dict(splits.duplicates),
+        "dedupe": dedupe,
+        "dropped": dict(splits.dropped),
+        "unreadable": {k: v for k, v in splits.bad_images.items()},
+    }
     for name, table in splits.items():
-        report["splits"][name] = {"images": len(table), "per_class": table.counts(),
-                                  "source_images": _image_stats(table)}
+        report["splits"][name] = {
+            "images": len(table),
+            "per_class": table.counts(),
+            "source_images": _image_stats(table),
+        }
     if class_weight == "balanced":
         report["class_weights"] = by_name(balanced_class_weights(splits.train.labels, len(names)), names)
     return report
@@ -74,15 +82,19 @@ def render(report: dict[str, Any]) -> str:
     d = report["duplicates"]
     lines.append("")
     for split in report["splits"]:
-        lines.append(f"{split}: {d[f'{split}.files']} files hold {d[f'{split}.distinct']} distinct images "
-                     f"({d[f'{split}.files'] - d[f'{split}.distinct']} repeated copies)")
+        lines.append(
+            f"{split}: {d[f'{split}.files']} files hold {d[f'{split}.distinct']} distinct images "
+            f"({d[f'{split}.files'] - d[f'{split}.distinct']} repeated copies)"
+        )
         if split != "train":
             lines.append(f"train and {split} share {d[f'train_{split}.shared_distinct']} distinct images")
     for split, info in report["splits"].items():
         stats = info["source_images"]
         lines.append(f"{split} images: {stats}")
     unreadable = sum(len(v) for v in report["unreadable"].values())
-    lines.append(f"unreadable files: {unreadable}" + "".join(f"\n  {m}" for v in report["unreadable"].values() for m in v[:20]))
+    lines.append(
+        f"unreadable files: {unreadable}" + "".join(f"\n  {m}" for v in report["unreadable"].values() for m in v[:20])
+    )
     if report["dropped"]:
         lines.append(f"dropped (data.dedupe={report['dedupe']}, skipped images): {report['dropped']}")
     return "\n".join(lines)

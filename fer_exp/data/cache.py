@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 DECODER_VERSION = 2  # 2: unreadable images are recorded, not fatal
 # Keras's load_img resize filters.
 RESAMPLE_FILTERS = {
-    "nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
-    "hamming": Image.HAMMING, "box": Image.BOX, "lanczos": Image.LANCZOS,
+    "nearest": Image.NEAREST,
+    "bilinear": Image.BILINEAR,
+    "bicubic": Image.BICUBIC,
+    "hamming": Image.HAMMING,
+    "box": Image.BOX,
+    "lanczos": Image.LANCZOS,
 }
 
 
@@ -69,12 +73,13 @@ def _checksum(array: np.ndarray) -> str:
     flat = array.reshape(-1)
     step = 1 << 24
     for start in range(0, flat.size, step):
-        h.update(memoryview(np.ascontiguousarray(flat[start:start + step])))
+        h.update(memoryview(np.ascontiguousarray(flat[start : start + step])))
     return h.hexdigest()
 
 
-def decoded_images(table: ImageTable, pic_size: int, color_mode: str, interpolation: str,
-                   cache_dir: Path, threads: int = 2) -> tuple[np.ndarray, list[tuple[int, str]]]:
+def decoded_images(
+    table: ImageTable, pic_size: int, color_mode: str, interpolation: str, cache_dir: Path, threads: int = 2
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """The split's images as a read-only (N, pic_size, pic_size, C) uint8 memmap, and the
     unreadable ones as (index, message) — their rows hold zeros."""
     from filelock import FileLock
@@ -134,8 +139,23 @@ def _build(table, pic_size, color_mode, interpolation, data: Path, meta: Path, s
         if os.path.exists(tmp):
             os.unlink(tmp)
     meta_tmp = meta.with_suffix(".json.tmp")
-    meta_tmp.write_text(json.dumps({"checksum": checksum, "shape": list(shape), "bad": sorted(bad),
-                                    "pic_size": pic_size, "color_mode": color_mode, "interpolation": interpolation}))
+    meta_tmp.write_text(
+        json.dumps(
+            {
+                "checksum": checksum,
+                "shape": list(shape),
+                "bad": sorted(bad),
+                "pic_size": pic_size,
+                "color_mode": color_mode,
+                "interpolation": interpolation,
+            }
+        )
+    )
     os.replace(meta_tmp, meta)
-    log.info("decoded %d images into %s in %.1f s (%.0f MB)", shape[0], data, time.perf_counter() - start,
-             np.prod(shape) / 1e6)
+    log.info(
+        "decoded %d images into %s in %.1f s (%.0f MB)",
+        shape[0],
+        data,
+        time.perf_counter() - start,
+        np.prod(shape) / 1e6,
+    )

@@ -55,8 +55,9 @@ def _require_dir(path: Path, what: str) -> None:
         raise DataError(f"{what} is not a folder: {path} (expected a folder with one sub-folder per class)")
 
 
-def scan_dataset(root: str | Path, train_dir: str, val_dir: str, test_dir: str | None = None,
-                 validation_split: float = 0.0) -> dict[str, ImageTable]:
+def scan_dataset(
+    root: str | Path, train_dir: str, val_dir: str, test_dir: str | None = None, validation_split: float = 0.0
+) -> dict[str, ImageTable]:
     """``{"train", "val"[, "test"]}`` tables with the same classes, or a DataError naming the
     problem. With ``validation_split``, validation comes out of ``train_dir`` as Keras's
     ``subset="validation"`` takes it: the first fraction of each class's files."""

@@ -27,8 +27,9 @@ from fer_exp.data.targets import targets, to_labels
 log = logging.getLogger(__name__)
 
 
-def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
-          class_weights: dict[int, float] | None = None) -> InputData:
+def build(
+    cfg: RunConfig, splits: Splits, initial_epoch: int = 0, class_weights: dict[int, float] | None = None
+) -> InputData:
     """The run's inputs through ``ImageDataGenerator``: training batches augmented and shuffled
     with ``cfg.seed``; validation and test batches standardized only, in file order.
 
@@ -55,8 +56,13 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
 
     def flow(gen, table: ImageTable, split_dir: str | None, shuffle: bool):
         common = dict(batch_size=cfg.batch_size, shuffle=shuffle, seed=cfg.seed if shuffle else None)
-        files = dict(target_size=(data.pic_size, data.pic_size), color_mode=data.color_mode,
-                     class_mode=data.class_mode, interpolation=data.interpolation, **common)
+        files = dict(
+            target_size=(data.pic_size, data.pic_size),
+            color_mode=data.color_mode,
+            class_mode=data.class_mode,
+            interpolation=data.interpolation,
+            **common,
+        )
         if splits.directory_layout and split_dir is not None:
             it = gen.flow_from_directory(str(splits.root / split_dir), classes=list(splits.class_names), **files)
             if not np.array_equal(it.classes, table.labels):  # it lists the folders itself
@@ -65,14 +71,22 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
         if table.paths is not None:
             import pandas as pd
 
-            frame = pd.DataFrame({"filename": table.paths,
-                                  "class": [splits.class_names[i] for i in table.labels]})
-            return gen.flow_from_dataframe(frame, x_col="filename", y_col="class", classes=list(splits.class_names),
-                                           validate_filenames=False, **files)
+            frame = pd.DataFrame({"filename": table.paths, "class": [splits.class_names[i] for i in table.labels]})
+            return gen.flow_from_dataframe(
+                frame,
+                x_col="filename",
+                y_col="class",
+                classes=list(splits.class_names),
+                validate_filenames=False,
+                **files,
+            )
         return gen.flow(table.images.astype(np.float32), targets(table.labels, k, data.class_mode), **common)
 
-    dirs = {"train": getattr(data, "train_dir", None), "val": getattr(data, "val_dir", None),
-            "test": getattr(data, "test_dir", None)}
+    dirs = {
+        "train": getattr(data, "train_dir", None),
+        "val": getattr(data, "val_dir", None),
+        "test": getattr(data, "test_dir", None),
+    }
     train = flow(train_gen, splits.train, dirs["train"], shuffle=True)
     # A resumed run continues the seeded augmentation stream where it stopped (the shuffle
     # order of the resumed epochs differs from an uninterrupted run's).

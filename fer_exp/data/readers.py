@@ -27,10 +27,12 @@ _READERS: dict[str, Reader] = {}
 
 def reader(*sources: str) -> Callable[[Reader], Reader]:
     """Register a reader for the ``data.source`` values ``sources`` (see the "Extending" page)."""
+
     def register(fn: Reader) -> Reader:
         for source in sources:
             _READERS[source] = fn
         return fn
+
     return register
 
 
@@ -57,15 +59,19 @@ def _split_rows(n: int, column, data, where: str) -> dict[str, np.ndarray]:
             raise DataError(f"{where}: no split_col and no validation_split: say where validation comes from")
         return {"val": np.arange(cut), "train": np.arange(cut, n)}  # Keras: validation = first rows
     column = np.asarray(column).astype(str)
-    rows = {"train": np.flatnonzero(np.isin(column, data.train_values)),
-            "val": np.flatnonzero(np.isin(column, data.val_values))}
+    rows = {
+        "train": np.flatnonzero(np.isin(column, data.train_values)),
+        "val": np.flatnonzero(np.isin(column, data.val_values)),
+    }
     if data.test_values:
         rows["test"] = np.flatnonzero(np.isin(column, data.test_values))
     for split in ("train", "val"):
         if not len(rows[split]):
             values = sorted(set(column.tolist()))[:20]
-            raise DataError(f"{where}: no rows for {split} (data.{split}_values="
-                            f"{getattr(data, split + '_values')}); the split column holds {values}")
+            raise DataError(
+                f"{where}: no rows for {split} (data.{split}_values="
+                f"{getattr(data, split + '_values')}); the split column holds {values}"
+            )
     return rows
 
 
@@ -97,22 +103,30 @@ def _read_dataframe(data: DataFrameData) -> tuple[Tables, Path]:
     unknown = np.flatnonzero(~np.isin(y, classes))
     if len(unknown):
         row = int(unknown[0])
-        raise DataError(f"{path} row {row + 2}: label {y[row]!r} in column {data.y_col!r} is not one of "
-                        f"data.classes={classes} ({len(unknown)} such rows)")
+        raise DataError(
+            f"{path} row {row + 2}: label {y[row]!r} in column {data.y_col!r} is not one of "
+            f"data.classes={classes} ({len(unknown)} such rows)"
+        )
     files = [str(base / str(x)) for x in df[data.x_col].tolist()]
     exists = np.array([Path(f).is_file() for f in files])
     if not exists.all():  # flow_from_dataframe drops these too, but fer_exp says which
         gone = np.flatnonzero(~exists)
-        log.warning("%s: %d listed image file(s) not found, dropped: %s%s", path, len(gone),
-                    ", ".join(files[i] for i in gone[:5]), " ..." if len(gone) > 5 else "")
+        log.warning(
+            "%s: %d listed image file(s) not found, dropped: %s%s",
+            path,
+            len(gone),
+            ", ".join(files[i] for i in gone[:5]),
+            " ..." if len(gone) > 5 else "",
+        )
     labels = np.array([classes.index(v) for v in y], dtype=np.int64)
     ids = [f"{path.name} row {i + 2} ({f})" for i, f in enumerate(files)]
     split_rows = _split_rows(len(df), df[data.split_col] if data.split_col else None, data, str(path))
     tables = {}
     for split, rows in split_rows.items():
         rows = rows[exists[rows]]
-        tables[split] = ImageTable(labels[rows], tuple(classes), paths=tuple(files[i] for i in rows),
-                                   ids=tuple(ids[i] for i in rows))
+        tables[split] = ImageTable(
+            labels[rows], tuple(classes), paths=tuple(files[i] for i in rows), ids=tuple(ids[i] for i in rows)
+        )
     return tables, path
 
 
@@ -125,8 +139,10 @@ def _read_fer2013_csv(data: Fer2013CsvData) -> tuple[Tables, Path]:
     k = len(data.emotion_names)
     bad = np.flatnonzero(~np.isin(emotion, np.arange(k)))
     if len(bad):
-        raise DataError(f"{path} row {bad[0] + 2}: emotion {emotion[bad[0]].item()!r} is not an index 0..{k - 1} "
-                        f"of data.emotion_names ({len(bad)} such rows)")
+        raise DataError(
+            f"{path} row {bad[0] + 2}: emotion {emotion[bad[0]].item()!r} is not an index 0..{k - 1} "
+            f"of data.emotion_names ({len(bad)} such rows)"
+        )
     images = np.empty((len(df), 48, 48), dtype=np.uint8)
     for i, text in enumerate(df["pixels"].astype(str)):
         try:
@@ -134,16 +150,20 @@ def _read_fer2013_csv(data: Fer2013CsvData) -> tuple[Tables, Path]:
         except ValueError:
             raise DataError(f"{path} row {i + 2}: pixels must be space-separated integers") from None
         if values.size != 48 * 48 or values.min() < 0 or values.max() > 255:
-            raise DataError(f"{path} row {i + 2}: expected 2304 pixel values in 0..255, got {values.size} "
-                            f"values in {values.min()}..{values.max()}")
+            raise DataError(
+                f"{path} row {i + 2}: expected 2304 pixel values in 0..255, got {values.size} "
+                f"values in {values.min()}..{values.max()}"
+            )
         images[i] = values.reshape(48, 48)
     # Class indices follow the sorted names, as for class folders: runs on either are comparable.
     classes = sorted(data.emotion_names)
     labels = np.array([classes.index(data.emotion_names[e]) for e in emotion], dtype=np.int64)
     split_rows = _split_rows(len(df), df[data.split_col] if data.split_col else None, data, str(path))
     ids = [f"{path.name} row {i + 2}" for i in range(len(df))]
-    return {split: ImageTable(labels[rows], tuple(classes), images=images[rows][..., None],
-                              ids=tuple(ids[i] for i in rows)) for split, rows in split_rows.items()}, path
+    return {
+        split: ImageTable(labels[rows], tuple(classes), images=images[rows][..., None], ids=tuple(ids[i] for i in rows))
+        for split, rows in split_rows.items()
+    }, path
 
 
 @reader("arrays")
@@ -157,21 +177,27 @@ def _read_arrays(data: ArraysData) -> tuple[Tables, Path]:
         store, load = {k: k for k in npz.files}, npz.__getitem__
     else:
         raise DataError(f"data.path not found: {path} (expected an .npz file or a folder of .npy files)")
-    pairs = {"train": (data.x_train, data.y_train), "val": (data.x_val, data.y_val),
-             "test": (data.x_test, data.y_test)}
+    pairs = {"train": (data.x_train, data.y_train), "val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)}
     for split in ("train", "val"):
         for key in pairs[split]:
             if key not in store:
                 raise DataError(f"{path}: no array {key!r} (found {sorted(store)}); set data.{split}-keys")
     raw = {s: (load(x), load(y)) for s, (x, y) in pairs.items() if x in store and y in store}
     k = max(int(_int_labels(y, s).max()) for s, (_, y) in raw.items()) + 1
-    names = data.class_names or ([str(n) for n in load("class_names")] if "class_names" in store
-                                 else [str(i) for i in range(k)])
+    names = data.class_names or (
+        [str(n) for n in load("class_names")] if "class_names" in store else [str(i) for i in range(k)]
+    )
     if len(names) < k:
         raise DataError(f"{path}: labels go up to {k - 1} but there are only {len(names)} class names")
-    return {s: ImageTable(_int_labels(y, s), tuple(names), images=_to_uint8(x, path, s),
-                          ids=tuple(f"{path.name}[{pairs[s][0]}][{i}]" for i in range(len(y))))
-            for s, (x, y) in raw.items()}, path
+    return {
+        s: ImageTable(
+            _int_labels(y, s),
+            tuple(names),
+            images=_to_uint8(x, path, s),
+            ids=tuple(f"{path.name}[{pairs[s][0]}][{i}]" for i in range(len(y))),
+        )
+        for s, (x, y) in raw.items()
+    }, path
 
 
 def _int_labels(y: np.ndarray, split: str) -> np.ndarray:
@@ -194,5 +220,3 @@ def _to_uint8(x: np.ndarray, path: Path, split: str) -> np.ndarray:
         scale = 255.0 if x.max() <= 1.0 else 1.0  # [0, 1] floats are scaled to 0..255
         x = np.clip(np.rint(x * scale), 0, 255).astype(np.uint8)
     return x
-
-

@@ -26,6 +26,7 @@ from fer_exp.errors import DataError
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Splits:
     """A run's data: the decoded train / validation (/ test) tables, and what loading found out
@@ -76,17 +77,21 @@ def _decode(splits: Splits, data) -> None:
     cache = cache_dir_for(data.cache_dir)
     for name, table in list(splits.items()):
         if table.paths is not None:
-            images, bad = decoded_images(table, data.pic_size, data.color_mode, data.interpolation, cache,
-                                         data.threads or 2)
+            images, bad = decoded_images(
+                table, data.pic_size, data.color_mode, data.interpolation, cache, data.threads or 2
+            )
             table = _replace_images(table, images)
             if bad:
                 messages = [msg for _, msg in bad]
                 if data.on_bad_image == "error":
                     listed = "\n  ".join(messages[:20]) + ("\n  ..." if len(messages) > 20 else "")
-                    raise DataError(f"{len(bad)} unreadable image(s) in the {name} split:\n  {listed}\n"
-                                    "Fix or remove them, or pass data.on_bad_image=skip to train without them")
-                log.warning("skipping %d unreadable image(s) in the %s split: %s", len(bad), name,
-                            "; ".join(messages[:5]))
+                    raise DataError(
+                        f"{len(bad)} unreadable image(s) in the {name} split:\n  {listed}\n"
+                        "Fix or remove them, or pass data.on_bad_image=skip to train without them"
+                    )
+                log.warning(
+                    "skipping %d unreadable image(s) in the %s split: %s", len(bad), name, "; ".join(messages[:5])
+                )
                 keep = np.ones(len(table), dtype=bool)
                 keep[[i for i, _ in bad]] = False
                 table = table.subset(keep)
@@ -127,8 +132,9 @@ def _convert(images: np.ndarray, data) -> np.ndarray:
 
 def image_hashes(table: ImageTable) -> np.ndarray:
     """Exact content hash of every decoded image (equal pixels = equal hash)."""
-    return np.array([hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).hexdigest()
-                     for img in table.images])
+    return np.array(
+        [hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).hexdigest() for img in table.images]
+    )
 
 
 def _find_duplicates(splits: Splits, dedupe: str) -> None:

@@ -163,8 +163,11 @@ def render_face(expression: str, rng: np.random.Generator, size: int = 48) -> np
     draw.line([(cx - 5 * u, nose_y), (cx + 5 * u, nose_y)], fill=int(skin * 0.6), width=max(1, int(2 * u)))
     if c["wrinkle"] > 0.3:
         for k in (-1, 1):
-            draw.line([(cx + k * 3 * u, eye_y + 2 * u), (cx + k * 6 * u, eye_y + 7 * u)],
-                      fill=int(skin * (1 - 0.35 * min(c["wrinkle"], 1.5))), width=max(1, int(1.5 * u)))
+            draw.line(
+                [(cx + k * 3 * u, eye_y + 2 * u), (cx + k * 6 * u, eye_y + 7 * u)],
+                fill=int(skin * (1 - 0.35 * min(c["wrinkle"], 1.5))),
+                width=max(1, int(1.5 * u)),
+            )
 
     # Mouth: a curved upper lip and a lower lip opened by ``open``.
     mouth_y = cy + 0.5 * ry
@@ -191,8 +194,9 @@ def render_face(expression: str, rng: np.random.Generator, size: int = 48) -> np
     scale = rng.uniform(0.88, 1.1)
     crop = s / scale
     off = (s - crop) / 2 + rng.normal(0, 2, size=2) * u
-    img = img.transform((s, s), Image.EXTENT, (off[0], off[1], off[0] + crop, off[1] + crop),
-                        resample=Image.BILINEAR, fillcolor=int(bg))
+    img = img.transform(
+        (s, s), Image.EXTENT, (off[0], off[1], off[0] + crop, off[1] + crop), resample=Image.BILINEAR, fillcolor=int(bg)
+    )
     if rng.random() < 0.4:
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.8)))
     img = img.resize((size, size), Image.BOX)

@@ -42,9 +42,20 @@ def default_threads() -> int:
 class TrainBatches:
     """Builds training batch ``step`` (augmented images, one-hot labels) on demand."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, aug: AugmentationConfig,
-                 batch_size: int, steps_per_epoch: int, seed: int, mean=None, std=None,
-                 class_mode: str = "categorical", class_weights: np.ndarray | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        num_classes: int,
+        aug: AugmentationConfig,
+        batch_size: int,
+        steps_per_epoch: int,
+        seed: int,
+        mean=None,
+        std=None,
+        class_mode: str = "categorical",
+        class_weights: np.ndarray | None = None,
+    ):
         self.images, self.labels, self.aug, self.class_mode = images, labels, aug, class_mode
         self.class_weights = class_weights
         # mixup/cutmix: soft targets, and class weights delivered as per-sample weights
@@ -68,7 +79,7 @@ class TrainBatches:
         """The image indices of global ``step``: its slice of its epoch's permutation (the
         epoch's last batch may be shorter)."""
         epoch, batch = divmod(int(step), self.steps)
-        return self.permutation(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]
+        return self.permutation(epoch)[batch * self.batch_size : (batch + 1) * self.batch_size]
 
     def __call__(self, step) -> tuple[np.ndarray, ...]:
         """Batch ``step``: ``(images, targets)``, or ``(images, soft targets, sample weights)``
@@ -93,8 +104,9 @@ class TrainBatches:
 class EvalBatches:
     """Validation batch ``i``, in file order, standardized but never augmented."""
 
-    def __init__(self, images, labels, num_classes, aug, batch_size, mean=None, std=None,
-                 class_mode: str = "categorical"):
+    def __init__(
+        self, images, labels, num_classes, aug, batch_size, mean=None, std=None, class_mode: str = "categorical"
+    ):
         self.images, self.labels, self.num_classes, self.class_mode = images, labels, num_classes, class_mode
         self.aug, self.batch_size, self.mean, self.std = aug, batch_size, mean, std
 
@@ -121,8 +133,9 @@ def _dataset(fn, steps, shape, y_shape, threads: int, start: int = 0, weighted: 
     return ds.prefetch(max(2, threads))
 
 
-def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
-          class_weights: dict[int, float] | None = None) -> InputData:
+def build(
+    cfg: RunConfig, splits: Splits, initial_epoch: int = 0, class_weights: dict[int, float] | None = None
+) -> InputData:
     """The run's inputs as tf.data datasets: training batches built on demand by
     :class:`TrainBatches` as one endless stream (``fit``'s ``steps_per_epoch`` cuts it into
     epochs), validation and test batches by :class:`EvalBatches`.
@@ -151,8 +164,9 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
     train_batches = -(-len(train_x) // cfg.batch_size)
     steps = limited(train_batches, cfg.limit_train_batches)
     weights = as_array(class_weights, k)
-    make_train = TrainBatches(train_x, splits.train.labels, k, aug, cfg.batch_size, steps, cfg.seed, mean, std, mode,
-                              weights)
+    make_train = TrainBatches(
+        train_x, splits.train.labels, k, aug, cfg.batch_size, steps, cfg.seed, mean, std, mode, weights
+    )
     shape, y_shape = train_x.shape[1:], target_shape(k, mode)
 
     def evaluation(table):
@@ -171,8 +185,9 @@ def build(cfg: RunConfig, splits: Splits, initial_epoch: int = 0,
     return InputData(
         class_names=splits.class_names,
         input_shape=shape,
-        train=_dataset(make_train, None, shape, y_shape, threads, start=initial_epoch * steps,
-                       weighted=make_train.sample_weights),
+        train=_dataset(
+            make_train, None, shape, y_shape, threads, start=initial_epoch * steps, weighted=make_train.sample_weights
+        ),
         val=evaluation(splits.val),
         train_batches=train_batches,
         val_batches=-(-len(splits.val) // cfg.batch_size),

@@ -23,14 +23,26 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         import tensorflow as tf
 
         rank = len(inputs.shape)
-        if (mask is not None or self.renorm or not (self.scale and self.center) or rank != 4
-                or self.axis not in (-1, rank - 1) or inputs.dtype not in (tf.bfloat16, tf.float16)):
+        if (
+            mask is not None
+            or self.renorm
+            or not (self.scale and self.center)
+            or rank != 4
+            or self.axis not in (-1, rank - 1)
+            or inputs.dtype not in (tf.bfloat16, tf.float16)
+        ):
             return super().call(inputs, training=training, mask=mask)
         update = bool(training) and self.trainable
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            inputs, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance,
-            epsilon=self.epsilon, is_training=update,
-            exponential_avg_factor=1.0 - self.momentum if update else 1.0)[:3]
+            inputs,
+            self.gamma,
+            self.beta,
+            mean=self.moving_mean,
+            variance=self.moving_variance,
+            epsilon=self.epsilon,
+            is_training=update,
+            exponential_avg_factor=1.0 - self.momentum if update else 1.0,
+        )[:3]
         if update:  # the kernel has already blended the batch statistics in with the momentum
             self.moving_mean.assign(mean)
             self.moving_variance.assign(variance)

@@ -19,9 +19,11 @@ class MiniXception(ModelSpec):
     # gain nothing from bfloat16 and lose to the casts
     bfloat16_pays_on_cpu: ClassVar[bool] = False
     stem_filters: PositiveInt = Field(8, description="Width of the two 3x3 stem convolutions.")
-    filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=1,
-                                       description="Widths of the residual depthwise-separable modules, one "
-                                                   "module each.")
+    filters: list[PositiveInt] = Field(
+        default=[16, 32, 64, 128],
+        min_length=1,
+        description="Widths of the residual depthwise-separable modules, one module each.",
+    )
     l2: L2 = Field(0.01, description="L2 penalty on the stem and separable convolution kernels.")
     dropout: Rate = Field(0.0, description="Dropout before global average pooling (0 = none).")
 
@@ -40,12 +42,14 @@ class MiniXception(ModelSpec):
         for width in self.filters:
             shortcut = layers.Conv2D(width, 1, strides=2, padding="same", use_bias=False)(x)
             shortcut = batch_norm()(shortcut)
-            x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
-                                       pointwise_regularizer=reg)(x)
+            x = layers.SeparableConv2D(
+                width, 3, padding="same", use_bias=False, depthwise_regularizer=reg, pointwise_regularizer=reg
+            )(x)
             x = batch_norm()(x)
             x = layers.ReLU()(x)
-            x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
-                                       pointwise_regularizer=reg)(x)
+            x = layers.SeparableConv2D(
+                width, 3, padding="same", use_bias=False, depthwise_regularizer=reg, pointwise_regularizer=reg
+            )(x)
             x = batch_norm()(x)
             x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
             x = layers.Add()([x, shortcut])

@@ -16,10 +16,12 @@ class ResNet(ModelSpec):
 
     name: Literal["resnet"] = Field(description="Selects this model (`model=resnet`).")
     stem_filters: PositiveInt = Field(32, description="Width of the 3x3 stem convolution.")
-    filters: list[PositiveInt] = Field(default=[32, 64, 128, 256], min_length=1,
-                                       description="Widths of the stages; stride 2 between stages.")
-    blocks_per_stage: Annotated[int, Field(ge=1, le=8, description="Basic residual blocks (two 3x3 "
-                                                                   "convolutions) per stage.")] = 2
+    filters: list[PositiveInt] = Field(
+        default=[32, 64, 128, 256], min_length=1, description="Widths of the stages; stride 2 between stages."
+    )
+    blocks_per_stage: Annotated[
+        int, Field(ge=1, le=8, description="Basic residual blocks (two 3x3 convolutions) per stage.")
+    ] = 2
     dropout: Rate = Field(0.2, description="Dropout after global average pooling (0 = none).")
     l2: L2 = Field(0.0, description="L2 penalty on every convolution kernel (0 = none).")
 
@@ -31,8 +33,9 @@ class ResNet(ModelSpec):
         reg = keras.regularizers.l2(self.l2) if self.l2 else None
 
         def conv(x, width, stride=1, kernel=3):
-            return layers.Conv2D(width, kernel, strides=stride, padding="same", use_bias=False,
-                                 kernel_regularizer=reg)(x)
+            return layers.Conv2D(width, kernel, strides=stride, padding="same", use_bias=False, kernel_regularizer=reg)(
+                x
+            )
 
         inputs = keras.Input(shape=input_shape, name="image")
         x = layers.ReLU()(batch_norm()(conv(inputs, self.stem_filters)))

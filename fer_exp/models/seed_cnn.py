@@ -19,12 +19,16 @@ class SeedCNN(ModelSpec):
     """
 
     name: Literal["seed_cnn"] = Field(description="Selects this model (`model=seed_cnn`).")
-    filters: list[PositiveInt] = Field(default=[64, 128, 512, 512], min_length=1,
-                                       description="Convolution widths, one conv-BN-ReLU-pool-dropout block each.")
-    kernel_sizes: list[Annotated[int, Field(ge=1, le=11)]] = Field(default=[3, 5, 3, 3], min_length=1,
-                                                                   description="Kernel size of each block's "
-                                                                               "convolution (as many as "
-                                                                               "`filters`).")
+    filters: list[PositiveInt] = Field(
+        default=[64, 128, 512, 512],
+        min_length=1,
+        description="Convolution widths, one conv-BN-ReLU-pool-dropout block each.",
+    )
+    kernel_sizes: list[Annotated[int, Field(ge=1, le=11)]] = Field(
+        default=[3, 5, 3, 3],
+        min_length=1,
+        description="Kernel size of each block's convolution (as many as `filters`).",
+    )
     dropout: Rate = Field(0.25, description="Dropout after every block.")
     dense_units: PositiveInt = Field(128, description="Units of the dense layer after global average pooling.")
     head_dropout: Rate = Field(0.5, description="Dropout after the dense layer.")

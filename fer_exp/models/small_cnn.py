@@ -18,19 +18,29 @@ class SmallCNN(ModelSpec):
     """
 
     name: Literal["small_cnn"] = Field(description="Selects this model (`model=small_cnn`).")
-    filters: list[PositiveInt] = Field(default=[16, 32, 64, 128], min_length=1, max_length=8,
-                                       description="Convolution widths, one block each; max-pooling between "
-                                                   "blocks.")
+    filters: list[PositiveInt] = Field(
+        default=[16, 32, 64, 128],
+        min_length=1,
+        max_length=8,
+        description="Convolution widths, one block each; max-pooling between blocks.",
+    )
     convs_per_block: Annotated[int, Field(ge=1, le=4, description="3x3 conv-BN-ReLU layers per block.")] = 2
     dropout: Rate = Field(0.1, description="Dropout after each pooling between blocks (0 = none).")
     head_dropout: Rate = Field(0.3, description="Dropout before the classifier head (0 = none).")
     l2: L2 = Field(0.0, description="L2 penalty on the convolution kernels (0 = none).")
     # Keras's default 0.99 needs hundreds of steps before validation sees sane statistics;
     # 0.9 tracks them within an epoch on small datasets.
-    bn_momentum: Annotated[float, Field(gt=0, lt=1, description="Batch-norm moving-average momentum; lower than "
-                                                                "Keras's 0.99 so that validation sees sane "
-                                                                "statistics within an epoch on small "
-                                                                "datasets.")] = 0.9
+    bn_momentum: Annotated[
+        float,
+        Field(
+            gt=0,
+            lt=1,
+            description="Batch-norm moving-average momentum; lower than "
+            "Keras's 0.99 so that validation sees sane "
+            "statistics within an epoch on small "
+            "datasets.",
+        ),
+    ] = 0.9
 
     @override
     def build(self, input_shape, num_classes, class_mode="categorical"):

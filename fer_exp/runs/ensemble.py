@@ -1,15 +1,16 @@
 """Ensembles: average the class probabilities of several finished runs' best models.
 
-The command is ``python -m fer_exp.ensemble`` (:mod:`fer_exp.cli.ensemble`). Each member is evaluated on the validation split through its own run's config (so its own
-standardization), the probabilities are averaged (with ``--tta`` over each image and its
-mirror too, with ``--tta-shift`` also over their shifted copies), and the result is logged as a new MLflow run with the final metrics of a
-training run, with the same meaning: ``best_val_accuracy``, ``val_macro_f1``, ``val_f1.<class>``
-and ``val_accuracy_leakfree`` of the plain averaged probabilities, and with ``--tta`` also
-``val_accuracy_tta`` and ``val_macro_f1_tta`` of the view-averaged ones; every member's own
-accuracy (``member_accuracy.<i>``, with ``--tta`` also ``member_accuracy_tta.<i>``), and
-``train_time_s`` / ``epochs_run`` added up over the members: an ensemble of three 60-minute
-runs is a 180-minute recipe, and the benchmark table shows it as one.
-"""
+The command is ``python -m fer_exp.ensemble`` (:mod:`fer_exp.cli.ensemble`). Each member is
+evaluated on the validation split through its own run's config (so its own standardization),
+the probabilities are averaged (with ``--tta`` over each image and its mirror too, with
+``--tta-shift`` also over their shifted copies), and the result is logged as a new MLflow run
+with the final metrics of a training run, with the same meaning: ``best_val_accuracy``,
+``val_macro_f1``, ``val_f1.<class>`` and ``val_accuracy_leakfree`` of the plain averaged
+probabilities, and with ``--tta`` also ``val_accuracy_tta`` and ``val_macro_f1_tta`` of the
+view-averaged ones; every member's own accuracy (``member_accuracy.<i>``, with ``--tta`` also
+``member_accuracy_tta.<i>``), and ``train_time_s`` / ``epochs_run`` added up over the members:
+an ensemble of three 60-minute runs is a 180-minute recipe, and the benchmark table shows it as
+one."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ _DATA_KEYS_FREE = {"pipeline", "threads", "cache_dir"}
 
 @dataclass(frozen=True)
 class Member:
+    """A finished run taking part in an ensemble: its folder, config, metrics and params."""
+
     run_id: str
     output_dir: Path
     cfg: RunConfig
@@ -63,8 +66,7 @@ def find_members(client, tracking_uri: str, run_ids: list[str]) -> list[Member]:
         if not (out / "checkpoints" / "best.keras").exists():
             raise UserError(f"run {run_id} has no checkpoints/best.keras in {out}")
         cfg = validate(RunFolder(out).read_info()["config"])
-        members.append(Member(run_id, out, cfg, dict(run.data.metrics), dict(run.data.params),
-                              run.info.experiment_id))
+        members.append(Member(run_id, out, cfg, dict(run.data.metrics), dict(run.data.params), run.info.experiment_id))
     _same_data(members)
     return members
 
@@ -77,11 +79,16 @@ def top_runs(client, experiment: str, recipe: str | None, top: int) -> list[str]
     query = "attributes.status = 'FINISHED' and metrics.best_val_accuracy > 0"
     if recipe:
         query += f" and params.`preset.experiment` = '{recipe}'"
-    runs = [r for r in client.search_runs([exp.experiment_id], query, order_by=["metrics.best_val_accuracy DESC"])
-            if r.data.tags.get("fer_exp.kind") != "ensemble" and r.data.tags.get("fer_exp.sweep_role") != "parent"]
+    runs = [
+        r
+        for r in client.search_runs([exp.experiment_id], query, order_by=["metrics.best_val_accuracy DESC"])
+        if r.data.tags.get("fer_exp.kind") != "ensemble" and r.data.tags.get("fer_exp.sweep_role") != "parent"
+    ]
     if len(runs) < 2:
-        raise UserError(f"experiment {experiment!r}{f' recipe {recipe!r}' if recipe else ''} has "
-                        f"{len(runs)} finished run(s): an ensemble needs at least 2")
+        raise UserError(
+            f"experiment {experiment!r}{f' recipe {recipe!r}' if recipe else ''} has "
+            f"{len(runs)} finished run(s): an ensemble needs at least 2"
+        )
     return [r.info.run_id for r in runs[:top]]
 
 
@@ -94,8 +101,10 @@ def _same_data(members: list[Member]) -> None:
         other = data(m)
         differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
         if differ:
-            raise UserError(f"run {m.run_id} was trained on other data than {members[0].run_id} "
-                            f"(data.{', data.'.join(differ)} differ): ensemble members must share the data")
+            raise UserError(
+                f"run {m.run_id} was trained on other data than {members[0].run_id} "
+                f"(data.{', data.'.join(differ)} differ): ensemble members must share the data"
+            )
 
 
 def predict_members(members: list[Member], tta: bool, tta_shift: int = 0):
@@ -116,8 +125,13 @@ def predict_members(members: list[Member], tta: bool, tta_shift: int = 0):
         y_true = labels
         probs.append(p[0])
         views += p[1:]  # the view-averaged probabilities with tta
-        log.info("member %s (%s): val accuracy %.4f%s", m.run_id, m.recipe, _accuracy(p[0], labels),
-                 f", {_accuracy(p[1], labels):.4f} with TTA" if tta else "")
+        log.info(
+            "member %s (%s): val accuracy %.4f%s",
+            m.run_id,
+            m.recipe,
+            _accuracy(p[0], labels),
+            f", {_accuracy(p[1], labels):.4f} with TTA" if tta else "",
+        )
     return y_true, probs, views, splits
 
 
@@ -125,8 +139,14 @@ def _accuracy(probs: np.ndarray, y_true: np.ndarray) -> float:
     return float(np.mean(probs.argmax(1) == y_true))
 
 
-def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, experiment: str | None = None,
-                 out_dir: Path | None = None, tta_shift: int = 0) -> tuple[str, dict[str, float]]:
+def run_ensemble(
+    tracking_uri: str,
+    run_ids: list[str],
+    tta: bool = False,
+    experiment: str | None = None,
+    out_dir: Path | None = None,
+    tta_shift: int = 0,
+) -> tuple[str, dict[str, float]]:
     """Evaluate the ensemble of ``run_ids`` and log it as a new MLflow run; returns (run id, metrics)."""
     if tta_shift and not tta:
         raise UserError("--tta-shift shifts the test-time views: add --tta")
@@ -157,8 +177,13 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
         **{f"member_accuracy.{i}": _accuracy(p, y_true) for i, p in enumerate(member_probs)},
     }
     if ev_tta is not None:  # named as a training run with tta=true names them
-        metrics.update({"val_accuracy_tta": ev_tta.accuracy, "val_macro_f1_tta": ev_tta.macro_f1,
-                        **{f"member_accuracy_tta.{i}": _accuracy(p, y_true) for i, p in enumerate(member_views)}})
+        metrics.update(
+            {
+                "val_accuracy_tta": ev_tta.accuracy,
+                "val_macro_f1_tta": ev_tta.macro_f1,
+                **{f"member_accuracy_tta.{i}": _accuracy(p, y_true) for i, p in enumerate(member_views)},
+            }
+        )
     params = {
         "ensemble.members": ",".join(m.run_id for m in members),
         "ensemble.size": len(members),
@@ -168,26 +193,41 @@ def run_ensemble(tracking_uri: str, run_ids: list[str], tta: bool = False, exper
         "preset.augmentation": " + ".join(sorted({m.params.get("preset.augmentation", "?") for m in members})),
         "model.name": f"{len(members)} × {' + '.join(models)}",
         "model.param_count": sum(int(float(m.params.get("model.param_count", 0))) for m in members),
-        **{k: m.params[k] for m in members[:1] for k in ("env.cpu", "env.cores", "env.precision")
-           if k in m.params},
+        **{k: m.params[k] for m in members[:1] for k in ("env.cpu", "env.cores", "env.precision") if k in m.params},
     }
-    tracker = Tracker.start(tracking_uri, experiment, f"ensemble of {len(members)}",
-                            {"fer_exp.kind": "ensemble", "output_dir": str(out.resolve())})
+    tracker = Tracker.start(
+        tracking_uri,
+        experiment,
+        f"ensemble of {len(members)}",
+        {"fer_exp.kind": "ensemble", "output_dir": str(out.resolve())},
+    )
     with tracked_run(tracker):
         tracker.log_params(params)
         tracker.log_metrics(metrics)
         (out / "classification_report.txt").write_text(ev.report_text)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        confusion_matrix_png(ev.confusion, names, out / "confusion_matrix.png",
-                             f"ensemble of {len(members)} — val accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}")
+        confusion_matrix_png(
+            ev.confusion,
+            names,
+            out / "confusion_matrix.png",
+            f"ensemble of {len(members)} — val accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}",
+        )
         tracker.log_artifact(out, "ensemble")
 
     def each(key: str) -> str:
         return ", ".join(f"{metrics[f'{key}.{i}']:.4f}" for i in range(len(members)))
 
-    with_tta = (f"; with {tta_label(tta_shift)} TTA: val accuracy {ev_tta.accuracy:.4f} (members "
-                f"{each('member_accuracy_tta')}), macro-F1 {ev_tta.macro_f1:.4f}") if ev_tta else ""
-    print(f"\nensemble of {len(members)} ({', '.join(recipes)}): without TTA: val accuracy "
-          f"{ev.accuracy:.4f} (members {each('member_accuracy')}), macro-F1 {ev.macro_f1:.4f}{with_tta}\n"
-          f"  MLflow run {tracker.run_id} in experiment '{experiment}'\n  outputs: {out}")
+    with_tta = (
+        (
+            f"; with {tta_label(tta_shift)} TTA: val accuracy {ev_tta.accuracy:.4f} (members "
+            f"{each('member_accuracy_tta')}), macro-F1 {ev_tta.macro_f1:.4f}"
+        )
+        if ev_tta
+        else ""
+    )
+    print(
+        f"\nensemble of {len(members)} ({', '.join(recipes)}): without TTA: val accuracy "
+        f"{ev.accuracy:.4f} (members {each('member_accuracy')}), macro-F1 {ev.macro_f1:.4f}{with_tta}\n"
+        f"  MLflow run {tracker.run_id} in experiment '{experiment}'\n  outputs: {out}"
+    )
     return tracker.run_id, metrics

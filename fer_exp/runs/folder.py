@@ -101,8 +101,10 @@ def take_over(out: Path) -> None:
     except (OSError, ValueError, IndexError):
         return
     if pid != os.getpid() and _alive(pid):
-        raise UserError(f"the run in {out} is still being trained by process {pid}: stop it first "
-                        f"(Ctrl-C or kill {pid}), then resume")
+        raise UserError(
+            f"the run in {out} is still being trained by process {pid}: stop it first "
+            f"(Ctrl-C or kill {pid}), then resume"
+        )
     (out / CLAIM).write_text(f"{os.getpid()}\n")
 
 

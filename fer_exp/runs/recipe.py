@@ -69,8 +69,9 @@ def train_and_evaluate(ctx: RunContext) -> RunResult:
     fit.load_best_weights(model, ctx.folder.checkpoints)
     ev, final = steps.final_metrics(ctx, model, inputs, history, train_time)
     steps.log_results(ctx, final)
-    result = RunResult(ctx.tracker.run_id, ev.accuracy, ev.macro_f1, final["best_epoch"], final["epochs_run"],
-                       ctx.folder.root, final)
+    result = RunResult(
+        ctx.tracker.run_id, ev.accuracy, ev.macro_f1, final["best_epoch"], final["epochs_run"], ctx.folder.root, final
+    )
     steps.print_summary(ctx, result)
     return result
 
@@ -98,8 +99,9 @@ def resume_context(cli_cfg: RunConfig, job: JobInfo) -> RunContext:
     take_over(folder.root)
     state = read_state(folder.checkpoints)
     if state is None:
-        raise UserError(f"{folder.root} has no complete epoch to resume from (it stopped during epoch 1): "
-                        "start the run again")
+        raise UserError(
+            f"{folder.root} has no complete epoch to resume from (it stopped during epoch 1): start the run again"
+        )
     run_id = info["run_id"]
     if state["epochs_done"] >= cfg.epochs:
         raise UserError(f"run {run_id} in {folder.root} already trained all {cfg.epochs} epochs: nothing to resume")
@@ -121,8 +123,11 @@ def _start_tracker(cfg: RunConfig, job: JobInfo, out: Path) -> Tracker:
         if cfg.tracking_fallback != "local":
             raise
         fallback = local_tracking_uri()
-        log.warning("MLflow at %s is unreachable: tracking_fallback=local, logging to %s instead",
-                    redact_text(cfg.tracking_uri), fallback)
+        log.warning(
+            "MLflow at %s is unreachable: tracking_fallback=local, logging to %s instead",
+            redact_text(cfg.tracking_uri),
+            fallback,
+        )
         tracker = Tracker.start(fallback, cfg.experiment_name, run_name, tags, journal_dir=out)
     log.info("MLflow run %s in experiment %r at %s", tracker.run_id, cfg.experiment_name, redact_text(tracker.uri))
     return tracker

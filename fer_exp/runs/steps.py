@@ -31,14 +31,24 @@ log = logging.getLogger("fer_exp")
 def load_data(cfg: RunConfig) -> Splits:
     """The splits, checked against the config (before any MLflow run exists)."""
     splits = load_splits(cfg.data)
-    log.info("data: %s train / %s validation%s images in %d classes from %s", len(splits.train), len(splits.val),
-             f" / {len(splits.test)} test" if splits.test is not None else "", len(splits.class_names), splits.root)
+    log.info(
+        "data: %s train / %s validation%s images in %d classes from %s",
+        len(splits.train),
+        len(splits.val),
+        f" / {len(splits.test)} test" if splits.test is not None else "",
+        len(splits.class_names),
+        splits.root,
+    )
     if cfg.data.class_mode == "binary" and len(splits.class_names) != 2:
-        raise ConfigError(f"data.class_mode=binary needs exactly 2 classes, found {len(splits.class_names)}: "
-                          f"{list(splits.class_names)}; use categorical")
+        raise ConfigError(
+            f"data.class_mode=binary needs exactly 2 classes, found {len(splits.class_names)}: "
+            f"{list(splits.class_names)}; use categorical"
+        )
     if cfg.batch_size > len(splits.train):
-        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the train split "
-                          f"({len(splits.train)} images): pass a smaller batch_size")
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} is larger than the train split "
+            f"({len(splits.train)} images): pass a smaller batch_size"
+        )
     return splits
 
 
@@ -82,9 +92,13 @@ def log_audit(ctx: RunContext) -> None:
     ctx.tracker.log_params({f"data.dropped.{k}": v for k, v in splits.dropped.items()})
     ctx.tracker.log_text(json.dumps(report, indent=1), "audit/audit.json")
     d = splits.duplicates
-    log.info("audit: train %d files / %d distinct; train and validation share %d distinct images%s",
-             d["train.files"], d["train.distinct"], d["train_val.shared_distinct"],
-             f"; dropped {splits.dropped}" if splits.dropped else "")
+    log.info(
+        "audit: train %d files / %d distinct; train and validation share %d distinct images%s",
+        d["train.files"],
+        d["train.distinct"],
+        d["train_val.shared_distinct"],
+        f"; dropped {splits.dropped}" if splits.dropped else "",
+    )
 
 
 def class_weights(ctx: RunContext) -> dict[int, float] | None:
@@ -118,12 +132,18 @@ def preview(ctx: RunContext, inputs: InputData) -> None:
     """``augmented_samples.png``: the first training images exactly as fit sees them."""
     if ctx.cfg.preview_images:
         images, labels = inputs.preview(ctx.cfg.preview_images)
-        image_grid_png(images, labels, inputs.class_names, ctx.folder.plots / "augmented_samples.png",
-                       "first training images, augmented exactly as fit sees them")
+        image_grid_png(
+            images,
+            labels,
+            inputs.class_names,
+            ctx.folder.plots / "augmented_samples.png",
+            "first training images, augmented exactly as fit sees them",
+        )
 
 
-def final_metrics(ctx: RunContext, model, inputs: InputData, history: dict, train_time: float
-                  ) -> tuple[Evaluation, dict[str, float]]:
+def final_metrics(
+    ctx: RunContext, model, inputs: InputData, history: dict, train_time: float
+) -> tuple[Evaluation, dict[str, float]]:
     """Evaluate the best weights on validation (and test): the run's final metrics, reports and plots."""
     cfg, folder = ctx.cfg, ctx.folder
     n_batches = inputs.val_steps(cfg.limit_val_batches)
@@ -141,8 +161,12 @@ def final_metrics(ctx: RunContext, model, inputs: InputData, history: dict, trai
         test_ev = evaluate(t_true, t_prob, inputs.class_names)
         extra.update({"test_accuracy": test_ev.accuracy, **test_ev.metrics("test_")})
         (folder.reports / "test_classification_report.txt").write_text(test_ev.report_text)
-        confusion_matrix_png(test_ev.confusion, inputs.class_names, folder.plots / "test_confusion_matrix.png",
-                             f"{cfg.model.name} — test accuracy {test_ev.accuracy:.3f}")
+        confusion_matrix_png(
+            test_ev.confusion,
+            inputs.class_names,
+            folder.plots / "test_confusion_matrix.png",
+            f"{cfg.model.name} — test accuracy {test_ev.accuracy:.3f}",
+        )
     val_acc = history.get("val_accuracy", [])
     best_epoch = int(max(range(len(val_acc)), key=val_acc.__getitem__)) + 1 if val_acc else 0
     final = {

@@ -48,17 +48,27 @@ class MlflowSweepCallback(Callback):
         tracking_uri = OmegaConf.select(config, "tracking_uri")
         experiment = OmegaConf.select(config, "experiment_name") or "fer_exp"
         overrides = [redact_text(o) for o in config.hydra.overrides.task]
-        tracker = Tracker.start(tracking_uri, experiment, f"sweep {sweep_dir.parent.name}/{sweep_dir.name}", {
-            "fer_exp.sweep_role": "parent",
-            "fer_exp.sweep_dir": str(sweep_dir.resolve()),
-            "overrides": " ".join(overrides) or "(defaults)",
-            "hydra.sweeper": config.hydra.sweeper._target_,
-            "hydra.launcher": config.hydra.launcher._target_,
-        })
+        tracker = Tracker.start(
+            tracking_uri,
+            experiment,
+            f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
+            {
+                "fer_exp.sweep_role": "parent",
+                "fer_exp.sweep_dir": str(sweep_dir.resolve()),
+                "overrides": " ".join(overrides) or "(defaults)",
+                "hydra.sweeper": config.hydra.sweeper._target_,
+                "hydra.launcher": config.hydra.launcher._target_,
+            },
+        )
         tracker.set_tags({"fer_exp.sweep_id": tracker.run_id})
-        info = {"parent_run_id": tracker.run_id, "tracking_uri": tracking_uri, "experiment": experiment,
-                "sweep_dir": str(sweep_dir.resolve()), "started": time.time(),
-                "metric": OmegaConf.select(config, "optimized_metric") or "best_val_accuracy"}
+        info = {
+            "parent_run_id": tracker.run_id,
+            "tracking_uri": tracking_uri,
+            "experiment": experiment,
+            "sweep_dir": str(sweep_dir.resolve()),
+            "started": time.time(),
+            "metric": OmegaConf.select(config, "optimized_metric") or "best_val_accuracy",
+        }
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=1))
         _open_sweeps.append(info)
         log.info("sweep %s: MLflow parent run %s in experiment %r", sweep_dir, tracker.run_id, experiment)
@@ -83,11 +93,17 @@ def finalize(info: dict[str, Any]) -> int:
     client = open_client(info["tracking_uri"])
     children = child_runs(client, parent)
     failed = [r for r in children if r.info.status != "FINISHED"]
-    print(f"\nsweep {parent}: {len(children)} jobs, {len(children) - len(failed)} finished, "
-          f"{len(failed)} failed or stopped", flush=True)
+    print(
+        f"\nsweep {parent}: {len(children)} jobs, {len(children) - len(failed)} finished, "
+        f"{len(failed)} failed or stopped",
+        flush=True,
+    )
     for r in failed:
-        print(f"  job {r.data.tags.get('hydra.job_num', '?')} [{r.info.status}] {r.data.tags.get('overrides', '')}: "
-              f"{r.data.tags.get('error', 'no error recorded')[:300]}", flush=True)
+        print(
+            f"  job {r.data.tags.get('hydra.job_num', '?')} [{r.info.status}] {r.data.tags.get('overrides', '')}: "
+            f"{r.data.tags.get('error', 'no error recorded')[:300]}",
+            flush=True,
+        )
     if children:
         try:
             report = compare_runs(client, children, info["metric"], Path(info["sweep_dir"]) / "comparison")

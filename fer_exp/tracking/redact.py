@@ -39,7 +39,8 @@ def secret_keys(raw: DictConfig) -> set[str]:
                 continue
             value = child._value() if child is not None else None
             if re.fullmatch(rf"(?i).*{_SECRET_WORDS}.*", str(key)) or (
-                    isinstance(value, str) and _SECRET_ENV.search(value)):
+                isinstance(value, str) and _SECRET_ENV.search(value)
+            ):
                 found.add(name)
 
     walk(raw, "")

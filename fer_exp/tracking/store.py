@@ -12,10 +12,19 @@ from fer_exp.errors import UserError
 from fer_exp.tracking.redact import redact_text
 
 # Fail over in seconds, not minutes: MLflow's default is 7 retries with exponential backoff.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-_TRANSIENT_TEXT = ("API request to", "Max retries exceeded", "Connection refused", "database is locked",
-                   "timed out", "Failed to establish")
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+_TRANSIENT_TEXT = (
+    "API request to",
+    "Max retries exceeded",
+    "Connection refused",
+    "database is locked",
+    "timed out",
+    "Failed to establish",
+)
 
 
 def local_tracking_uri() -> str:
@@ -80,8 +89,9 @@ def get_or_create_experiment(client, name: str) -> str:
 def child_runs(client, parent_run_id: str) -> list:
     """The runs nested under a sweep's parent run, by job number."""
     experiment_id = client.get_run(parent_run_id).info.experiment_id
-    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                              max_results=10000)
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10000
+    )
     return sorted(runs, key=lambda r: int(r.data.tags.get("hydra.job_num", 0)))
 
 

@@ -29,5 +29,7 @@ def sync_journal(journal_dir: Path, run_id: str, tracking_uri: str) -> int:
     if tracker.flush(force=True):
         print(f"{journal_dir}: delivered {count} records to run {run_id} at {redact_text(tracking_uri)}")
         return 0
-    print(f"{journal_dir}: MLflow at {redact_text(tracking_uri)} is still unreachable; {tracker.pending()} records kept")
+    print(
+        f"{journal_dir}: MLflow at {redact_text(tracking_uri)} is still unreachable; {tracker.pending()} records kept"
+    )
     return tracker.pending()

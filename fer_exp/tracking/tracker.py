@@ -87,8 +87,14 @@ class Tracker:
     # ---------------------------------------------------------------- lifecycle
 
     @classmethod
-    def start(cls, tracking_uri: str, experiment_name: str, run_name: str | None, tags: dict[str, str],
-              journal_dir: Path | None = None) -> Tracker:
+    def start(
+        cls,
+        tracking_uri: str,
+        experiment_name: str,
+        run_name: str | None,
+        tags: dict[str, str],
+        journal_dir: Path | None = None,
+    ) -> Tracker:
         """Create a new run (and its experiment if needed); an unreachable store is a UserError."""
         from mlflow.tracking.context.registry import resolve_tags
 
@@ -116,14 +122,14 @@ class Tracker:
         """Log params (values cut to MLflow's length limit), in batches MLflow accepts."""
         items = [[k, str(v)[:MAX_PARAM_VALUE]] for k, v in params.items()]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
-            self._send("log_batch", params=items[i:i + MAX_PARAMS_PER_BATCH])
+            self._send("log_batch", params=items[i : i + MAX_PARAMS_PER_BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log metrics at ``step`` (0 when None), in batches MLflow accepts."""
         now = int(time.time() * 1000)
         items = [[k, float(v), now, step or 0] for k, v in metrics.items()]
         for i in range(0, len(items), MAX_METRICS_PER_BATCH):
-            self._send("log_batch", metrics=items[i:i + MAX_METRICS_PER_BATCH])
+            self._send("log_batch", metrics=items[i : i + MAX_METRICS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags (values as strings)."""
@@ -133,8 +139,11 @@ class Tracker:
         """Upload a file or a folder's contents under ``artifact_path``; a missing path is skipped."""
         path = Path(path)
         if path.exists():
-            self._send("log_artifacts" if path.is_dir() else "log_artifact",
-                       local_path=str(path.resolve()), artifact_path=artifact_path)
+            self._send(
+                "log_artifacts" if path.is_dir() else "log_artifact",
+                local_path=str(path.resolve()),
+                artifact_path=artifact_path,
+            )
 
     def log_text(self, text: str, artifact_file: str) -> None:
         """Written to a file first (beside the journal when there is one), then uploaded."""
@@ -152,9 +161,15 @@ class Tracker:
         """Set the run's final status; what could not be delivered stays for ``fer_exp.sync``."""
         self._send("set_terminated", status=status)
         if self.pending():
-            log.warning("MLflow at %s is unreachable: %d records of run %s are kept in %s; deliver them with "
-                        "`python -m fer_exp.sync %s`", redact_text(self.uri), self.pending(), self.run_id,
-                        self.journal.path, self.journal.path.parent)
+            log.warning(
+                "MLflow at %s is unreachable: %d records of run %s are kept in %s; deliver them with "
+                "`python -m fer_exp.sync %s`",
+                redact_text(self.uri),
+                self.pending(),
+                self.run_id,
+                self.journal.path,
+                self.journal.path.parent,
+            )
 
     # ---------------------------------------------------------------- delivery
 
@@ -194,8 +209,11 @@ class Tracker:
         except Exception as exc:
             if not (is_transient(exc) and self.journal):
                 raise
-            log.warning("MLflow unreachable (%s); training goes on, logging to %s until it answers again",
-                        redact_text(str(exc)).splitlines()[0][:200], self.journal.path)
+            log.warning(
+                "MLflow unreachable (%s); training goes on, logging to %s until it answers again",
+                redact_text(str(exc)).splitlines()[0][:200],
+                self.journal.path,
+            )
             self._offline, self._last_attempt = True, time.monotonic()
             self.journal.append(op, kwargs)
 
@@ -231,8 +249,12 @@ def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
     try:
         yield tracker
     except KeyboardInterrupt:
-        log.warning("interrupted: MLflow run %s ends KILLED; its checkpoints are kept, continue it with "
-                    "python -m fer_exp resume=%s", tracker.run_id, tracker.run_id)
+        log.warning(
+            "interrupted: MLflow run %s ends KILLED; its checkpoints are kept, continue it with "
+            "python -m fer_exp resume=%s",
+            tracker.run_id,
+            tracker.run_id,
+        )
         _end_safely(tracker, "KILLED")
         raise
     except BaseException as exc:

@@ -104,8 +104,15 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 class Checkpointer(keras.callbacks.Callback):
     """Crash-safe ``last-<epoch>.keras`` / ``best.keras`` / ``state.json`` after every epoch."""
 
-    def __init__(self, directory: Path, monitor: str, mode: str, stateful: dict[str, Any],
-                 initial_state: dict | None = None, extra_state: dict | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        monitor: str,
+        mode: str,
+        stateful: dict[str, Any],
+        initial_state: dict | None = None,
+        extra_state: dict | None = None,
+    ):
         super().__init__()
         self.directory = directory
         self.monitor, self.mode = monitor, mode
@@ -210,15 +217,19 @@ class TimeBudget(keras.callbacks.Callback):
             logs["budget_epochs"] = float(planned)
         if planned <= done:
             if done < self.max_epochs:
-                print(f"\nEpoch {done}: time budget of {self.budget_s / 60:.0f} min reached "
-                      f"({used / 60:.1f} min trained); stopping")
+                print(
+                    f"\nEpoch {done}: time budget of {self.budget_s / 60:.0f} min reached "
+                    f"({used / 60:.1f} min trained); stopping"
+                )
                 self.model.stop_training = True
             return
         if planned != self.planned:
             fitted = " (learning-rate schedule fitted to it)" if self.schedule is not None else ""
             # leading newline: Keras's progress bar has not ended its line yet
-            print(f"\nEpoch {done}: {planned} of {self.max_epochs} epochs fit the time budget of "
-                  f"{self.budget_s / 60:.0f} min at {per_epoch:.0f} s per epoch{fitted}")
+            print(
+                f"\nEpoch {done}: {planned} of {self.max_epochs} epochs fit the time budget of "
+                f"{self.budget_s / 60:.0f} min at {per_epoch:.0f} s per epoch{fitted}"
+            )
         self.planned = planned
         if self.schedule is not None:
             self.schedule.refit(int(self.model.optimizer.iterations), planned * self.steps_per_epoch)

@@ -89,8 +89,9 @@ def loss_for(cfg: RunConfig):
     return keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
 
 
-def make_callbacks(cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state: dict | None,
-                   steps_per_epoch: int) -> tuple[list[Any], Checkpointer]:
+def make_callbacks(
+    cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state: dict | None, steps_per_epoch: int
+) -> tuple[list[Any], Checkpointer]:
     """The run's callbacks in the order they must run, and the checkpointer among them (it
     keeps the whole run's history)."""
     saved = (state or {}).get("callbacks", {})
@@ -98,25 +99,44 @@ def make_callbacks(cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state
     es = cfg.callbacks.early_stopping
     if es.enabled:
         stateful["early_stopping"] = ResumableEarlyStopping(
-            monitor=es.monitor, mode=monitor_mode(es.monitor), patience=es.patience, min_delta=es.min_delta,
-            restore_best_weights=es.restore_best_weights, verbose=1,
-            initial_state=saved.get("early_stopping"), best_weights_path=checkpoint_dir / "best.keras",
+            monitor=es.monitor,
+            mode=monitor_mode(es.monitor),
+            patience=es.patience,
+            min_delta=es.min_delta,
+            restore_best_weights=es.restore_best_weights,
+            verbose=1,
+            initial_state=saved.get("early_stopping"),
+            best_weights_path=checkpoint_dir / "best.keras",
         )
     stateful.update(cfg.schedule.callbacks(saved))
     monitor = cfg.callbacks.checkpoint_monitor
-    checkpointer = Checkpointer(checkpoint_dir, monitor, monitor_mode(monitor), stateful, initial_state=state,
-                                extra_state={"run_id": tracker.run_id})
+    checkpointer = Checkpointer(
+        checkpoint_dir,
+        monitor,
+        monitor_mode(monitor),
+        stateful,
+        initial_state=state,
+        extra_state={"run_id": tracker.run_id},
+    )
     # Order matters: the budget plans (and adds budget_epochs to the logs), counters update, then
     # the checkpoint commits the epoch, then MLflow hears of it.
     callbacks = [*stateful.values(), checkpointer, MlflowEpochMetrics(tracker)]
     if cfg.time_budget_min:
-        callbacks.insert(0, TimeBudget(cfg.time_budget_min, cfg.epochs, steps_per_epoch,
-                                       (state or {}).get("train_time_s", 0.0)))
+        callbacks.insert(
+            0, TimeBudget(cfg.time_budget_min, cfg.epochs, steps_per_epoch, (state or {}).get("train_time_s", 0.0))
+        )
     return callbacks, checkpointer
 
 
-def fit(model, inputs: InputData, cfg: RunConfig, class_weight: dict[int, float] | None,
-        checkpoint_dir: Path, tracker: Tracker, state: dict | None = None) -> dict[str, list[float]]:
+def fit(
+    model,
+    inputs: InputData,
+    cfg: RunConfig,
+    class_weight: dict[int, float] | None,
+    checkpoint_dir: Path,
+    tracker: Tracker,
+    state: dict | None = None,
+) -> dict[str, list[float]]:
     """Train from scratch, or from ``state`` (a checkpoint's state.json) when resuming.
 
     Returns the per-epoch history of the whole run, resumed epochs included.

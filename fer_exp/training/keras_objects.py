@@ -36,8 +36,13 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     @override
     def get_config(self):
-        return {"peak_lr": self.peak_lr, "total_steps": self.total_steps, "warmup_pct": self.warmup_pct,
-                "div_factor": self.div_factor, "final_div_factor": self.final_div_factor}
+        return {
+            "peak_lr": self.peak_lr,
+            "total_steps": self.total_steps,
+            "warmup_pct": self.warmup_pct,
+            "div_factor": self.div_factor,
+            "final_div_factor": self.final_div_factor,
+        }
 
 
 @keras.saving.register_keras_serializable(package="fer_exp")
@@ -86,5 +91,10 @@ class BudgetFittedSchedule(keras.optimizers.schedules.LearningRateSchedule):
         def value(v):
             return float(keras.ops.convert_to_numpy(v))
 
-        return {"inner": keras.saving.serialize_keras_object(self.inner), "planned_steps": self.planned_steps,
-                "offset": value(self.offset), "anchor": value(self.anchor), "rate": value(self.rate)}
+        return {
+            "inner": keras.saving.serialize_keras_object(self.inner),
+            "planned_steps": self.planned_steps,
+            "offset": value(self.offset),
+            "anchor": value(self.anchor),
+            "rate": value(self.rate),
+        }

@@ -59,29 +59,37 @@ class Plateau(Schedule):
 
     name: Literal["plateau"] = Field(description="Selects this schedule (`schedule=plateau`).")
     monitor: Monitor = Field("val_loss", description="The per-epoch value whose stalling lowers the rate.")
-    factor: Annotated[float, Field(gt=0, lt=1, description="Multiply the rate by this when the monitored value "
-                                                           "stalls.")] = 0.5
-    patience: Annotated[int, Field(ge=0, description="Epochs without improvement before the rate is "
-                                                     "lowered.")] = 3
+    factor: Annotated[
+        float, Field(gt=0, lt=1, description="Multiply the rate by this when the monitored value stalls.")
+    ] = 0.5
+    patience: Annotated[int, Field(ge=0, description="Epochs without improvement before the rate is lowered.")] = 3
     min_lr: NonNegativeFloat = Field(1e-6, description="The rate never goes below this.")
 
     @override
     def callbacks(self, initial_state=None):
         from fer_exp.training.callbacks import ResumableReduceLROnPlateau
 
-        return {"reduce_lr": ResumableReduceLROnPlateau(
-            monitor=self.monitor, mode=monitor_mode(self.monitor), factor=self.factor, patience=self.patience, min_lr=self.min_lr,
-            verbose=1, initial_state=(initial_state or {}).get("reduce_lr"))}
+        return {
+            "reduce_lr": ResumableReduceLROnPlateau(
+                monitor=self.monitor,
+                mode=monitor_mode(self.monitor),
+                factor=self.factor,
+                patience=self.patience,
+                min_lr=self.min_lr,
+                verbose=1,
+                initial_state=(initial_state or {}).get("reduce_lr"),
+            )
+        }
 
 
 class Cosine(Schedule):
     """Linear warm-up for ``warmup_epochs``, then cosine decay to ``alpha`` x the base rate."""
 
     name: Literal["cosine"] = Field(description="Selects this schedule (`schedule=cosine`).")
-    warmup_epochs: NonNegativeFloat = Field(1.0, description="Epochs of linear warm-up to the base rate "
-                                                             "(fractions allowed; 0 = none).")
-    alpha: Annotated[float, Field(ge=0, le=1, description="The final rate as a fraction of the "
-                                                          "base.")] = 0.0
+    warmup_epochs: NonNegativeFloat = Field(
+        1.0, description="Epochs of linear warm-up to the base rate (fractions allowed; 0 = none)."
+    )
+    alpha: Annotated[float, Field(ge=0, le=1, description="The final rate as a fraction of the base.")] = 0.0
 
     @override
     def learning_rate(self, base_lr, steps_per_epoch, epochs):
@@ -90,8 +98,11 @@ class Cosine(Schedule):
         total = max(1, steps_per_epoch * epochs)
         warmup = min(int(self.warmup_epochs * steps_per_epoch), total - 1)
         return keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=base_lr / 100 if warmup else base_lr, decay_steps=total - warmup,
-            alpha=self.alpha, warmup_target=base_lr if warmup else None, warmup_steps=warmup,
+            initial_learning_rate=base_lr / 100 if warmup else base_lr,
+            decay_steps=total - warmup,
+            alpha=self.alpha,
+            warmup_target=base_lr if warmup else None,
+            warmup_steps=warmup,
         )
 
 
@@ -100,18 +111,17 @@ class OneCycle(Schedule):
     then anneal to base/``final_div_factor``."""
 
     name: Literal["onecycle"] = Field(description="Selects this schedule (`schedule=onecycle`).")
-    warmup_pct: Annotated[float, Field(gt=0, lt=1, description="The fraction of training spent warming "
-                                                               "up.")] = 0.3
+    warmup_pct: Annotated[float, Field(gt=0, lt=1, description="The fraction of training spent warming up.")] = 0.3
     div_factor: Annotated[float, Field(ge=1, description="The rate starts at base / div_factor.")] = 25.0
-    final_div_factor: Annotated[float, Field(ge=1, description="The rate ends at base / "
-                                                               "final_div_factor.")] = 1e4
+    final_div_factor: Annotated[float, Field(ge=1, description="The rate ends at base / final_div_factor.")] = 1e4
 
     @override
     def learning_rate(self, base_lr, steps_per_epoch, epochs):
         from fer_exp.training.keras_objects import OneCycleSchedule
 
-        return OneCycleSchedule(base_lr, max(2, steps_per_epoch * epochs), self.warmup_pct,
-                                self.div_factor, self.final_div_factor)
+        return OneCycleSchedule(
+            base_lr, max(2, steps_per_epoch * epochs), self.warmup_pct, self.div_factor, self.final_div_factor
+        )
 
 
 class Step(Schedule):
@@ -126,7 +136,8 @@ class Step(Schedule):
         import keras
 
         return keras.optimizers.schedules.ExponentialDecay(
-            base_lr, decay_steps=self.step_epochs * steps_per_epoch, decay_rate=self.gamma, staircase=True)
+            base_lr, decay_steps=self.step_epochs * steps_per_epoch, decay_rate=self.gamma, staircase=True
+        )
 
 
 # The ``schedule`` config section: one policy, chosen by ``schedule.name``.
