@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from PIL import Image, ImageDraw, ImageFilter
 
 from fer_exp.paths import cache_root
@@ -76,15 +77,22 @@ def class_counts(total: int) -> list[int]:
 def ensure_synthetic_dataset(spec: SyntheticSpec, cache_dir: Path | None = None) -> Path:
     """Return the root of the dataset for ``spec``, generating it on first use.
 
-    Generation writes to a temporary folder and renames it into place, so concurrent jobs of
-    a sweep never see a half-written dataset; a folder without its ``COMPLETE`` marker is
-    regenerated.
+    One process generates (the others wait on a file lock), into a temporary folder renamed
+    into place, so concurrent jobs of a sweep never see a half-written dataset, nor delete one
+    another's; a folder without its ``COMPLETE`` marker is regenerated.
     """
     cache_dir = Path(cache_dir) if cache_dir else cache_root()
     root = cache_dir / "synthetic" / f"faces-{spec.key()}"
     if (root / "COMPLETE").is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root.parent / f"{root.name}.lock"), timeout=3600):  # one process generates
+        if not (root / "COMPLETE").is_file():
+            _generate(spec, root)
+    return root
+
+
+def _generate(spec: SyntheticSpec, root: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root.parent))
     try:
         rng = np.random.default_rng(spec.seed)
@@ -96,16 +104,11 @@ def ensure_synthetic_dataset(spec: SyntheticSpec, cache_dir: Path | None = None)
                     face = render_face(name, rng, spec.pic_size)
                     Image.fromarray(face, "L").save(folder / f"{i:05d}.png")
         (tmp / "COMPLETE").write_text(json.dumps(spec.__dict__))
-        if root.exists():  # an incomplete earlier attempt
+        if root.exists():  # an attempt that was killed before it completed
             shutil.rmtree(root, ignore_errors=True)
-        try:
-            tmp.rename(root)
-        except OSError:  # another process finished first: theirs is identical
-            if not (root / "COMPLETE").is_file():
-                raise
+        tmp.rename(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return root
 
 
 def render_face(expression: str, rng: np.random.Generator, size: int = 48) -> np.ndarray:

@@ -45,10 +45,11 @@ def open_client(tracking_uri: str):
 
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    client = MlflowClient(tracking_uri=tracking_uri)
-    if tracking_uri.startswith("sqlite:///"):
-        with _store_init_lock(tracking_uri):
-            client.search_experiments(max_results=1)
+    if not tracking_uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=tracking_uri)
+    with _store_init_lock(tracking_uri):  # creating the client may already create the store
+        client = MlflowClient(tracking_uri=tracking_uri)
+        client.search_experiments(max_results=1)
     return client
 
 
