@@ -49,7 +49,7 @@ def cli() -> None:
 def run_job(cfg: DictConfig) -> float:
     """Validate Hydra's config, describe the job (:class:`~fer_exp.runs.JobInfo`), run it, and
     return its ``optimized_metric``."""
-    run_cfg = validate(cfg)  # before TensorFlow is imported: a bad value fails in ~1 s
+    run_cfg = validate(cfg)  # before TensorFlow is imported, so a bad value fails at once
     _sigterm_interrupts()
     hc = HydraConfig.get()
     run_cfg = _share_cores(run_cfg, hc)

@@ -45,7 +45,7 @@ def run(cfg: RunConfig, job: JobInfo) -> RunResult:
 
 def train_and_evaluate(ctx: RunContext) -> RunResult:
     """The recipe, top to bottom, for a new run or a resumed one (``ctx.start``)."""
-    from fer_exp.training import fit, setup  # TensorFlow (~8 s): only once the data is known to be good
+    from fer_exp.training import fit, setup  # imports TensorFlow (slow): only once the data is known to be good
 
     cfg, start = ctx.cfg, ctx.start
     if start.fresh:

@@ -34,7 +34,7 @@ MAX_PARAM_VALUE = 6000
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 RETRY_SECONDS = 30.0
-SQLITE_BUSY_RETRIES = 12  # ~10 s of backoff before a locked sqlite store counts as unreachable
+SQLITE_BUSY_RETRIES = 12  # 13 s of backoff in all (see _call) before a locked sqlite store counts as unreachable
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
