@@ -10,6 +10,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Images per class in the shared FER-2013 train split (as `python -m fer_exp.audit` counts them).
+FER2013_TRAIN_COUNTS = {
+    "angry": 3993,
+    "disgust": 436,
+    "fear": 4103,
+    "happy": 7164,
+    "neutral": 4982,
+    "sad": 4938,
+    "surprise": 3205,
+}
 SHARED_FER2013 = Path(os.environ.get("FER2013_ROOT", REPO.parent / "shared" / "data" / "fer2013"))
 
 

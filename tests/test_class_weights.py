@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fer_exp.data.class_weights import balanced_class_weights, by_name
+from tests.conftest import FER2013_TRAIN_COUNTS
 
 
 def test_balanced_weights_by_hand():
@@ -13,15 +14,7 @@ def test_balanced_weights_by_hand():
 
 
 def test_fer2013_counts_give_the_known_weights():
-    counts = {
-        "angry": 3993,
-        "disgust": 436,
-        "fear": 4103,
-        "happy": 7164,
-        "neutral": 4982,
-        "sad": 4938,
-        "surprise": 3205,
-    }
+    counts = FER2013_TRAIN_COUNTS
     labels = np.repeat(np.arange(7), list(counts.values()))
     weights = by_name(balanced_class_weights(labels, 7), list(counts))
     assert weights["disgust"] == pytest.approx(9.4433, abs=1e-4)
