@@ -95,6 +95,7 @@ def test_outputs_on_disk_are_real_pictures_and_checkpoints(fast_run):
         assert pixels.std() > 10, f"{name}.png looks blank"
 
 
+@pytest.mark.slow
 def test_multirun_logs_one_run_per_job(tmp_path):
     proc = run_cli(["-m", "augmentation=none,seed,heavy", "debug=fast"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -121,6 +122,7 @@ def test_exception_in_a_run_ends_it_failed_with_traceback(tmp_path):
     assert "no_such_argument" in Path(text).read_text()
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_run_killed(tmp_path):
     proc = subprocess.Popen(
         [

@@ -357,6 +357,7 @@ def test_audit_cli(tmp_path):
     assert bad.returncode == 2 and "data.root not found: /nowhere" in bad.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_FER2013 / "train").is_dir(), reason="shared FER-2013 not present")
 def test_audit_of_the_shared_fer2013(tmp_path):
     splits = load_splits(compose(["data=fer2013", f"data.root={SHARED_FER2013}"]).data)

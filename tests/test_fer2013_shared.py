@@ -9,7 +9,10 @@ from fer_exp.data.class_weights import balanced_class_weights, by_name
 from fer_exp.data.sources import load_splits
 from tests.conftest import FER2013_TRAIN_COUNTS, SHARED_FER2013
 
-pytestmark = pytest.mark.skipif(not (SHARED_FER2013 / "train").is_dir(), reason=f"{SHARED_FER2013} not present")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (SHARED_FER2013 / "train").is_dir(), reason=f"{SHARED_FER2013} not present"),
+]
 
 TRAIN_COUNTS = FER2013_TRAIN_COUNTS
 VAL_COUNTS = {"angry": 960, "disgust": 111, "fear": 1018, "happy": 1825, "neutral": 1216, "sad": 1139, "surprise": 797}

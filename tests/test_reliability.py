@@ -44,6 +44,7 @@ def _assert_resumed_to_completion(cwd: Path, run_id: str):
     assert "model/best.keras" in artifact_paths(client, run_id)
 
 
+@pytest.mark.slow
 def test_interrupt_then_resume(tmp_path):
     """Ctrl-C stops a fresh run, SIGTERM (a scheduler's stop) the resumed one; both resume."""
     proc = start_run(TRAIN, tmp_path)
@@ -81,6 +82,7 @@ def _stop_cleanly(proc: subprocess.Popen, sig: int) -> None:
     assert "continue it with python -m fer_exp resume=" in rest, rest[-3000:]
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path):
     proc = start_run(TRAIN, tmp_path)
     wait_for_line(proc, "Epoch 4/6")
@@ -96,6 +98,7 @@ def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path):
     _assert_resumed_to_completion(tmp_path, runs[0].info.run_id)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_run_that_is_still_training(tmp_path):
     proc = start_run(TRAIN, tmp_path)
     try:
@@ -131,6 +134,7 @@ def test_unreachable_server_can_fall_back_to_a_local_store(tmp_path):
     assert [r.info.status for r in runs] == ["FINISHED"]
 
 
+@pytest.mark.slow
 def test_server_going_away_mid_run_loses_nothing(tmp_path):
     server = MlflowServer(tmp_path / "server").start()
     proc = start_run([*TRAIN, f"tracking_uri={server.uri}"], tmp_path)
@@ -163,6 +167,7 @@ def test_server_going_away_mid_run_loses_nothing(tmp_path):
     server.stop()
 
 
+@pytest.mark.slow
 def test_four_concurrent_runs_into_one_sqlite_store(tmp_path):
     procs = [
         start_run(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import artifact_paths, mlflow_runs, run_cli
@@ -24,6 +25,7 @@ def _sweep_runs(client, runs):
     return parent, children
 
 
+@pytest.mark.slow
 def test_experiment_config_runs_a_grouped_sweep_with_a_comparison(tmp_path):
     # experiment=augmentation_study sets hydra.mode=MULTIRUN: no -m needed
     proc = run_cli(["experiment=augmentation_study", "debug=fast"], tmp_path)
@@ -59,6 +61,7 @@ def test_experiment_config_runs_a_grouped_sweep_with_a_comparison(tmp_path):
     assert png.shape[1] > 1000 and png.std() > 10
 
 
+@pytest.mark.slow
 def test_one_failed_job_does_not_stop_the_sweep(tmp_path):
     proc = run_cli(["-m", "+optimizer.bogus=1,null", "debug=fast"], tmp_path)
     assert proc.returncode != 0
@@ -71,6 +74,7 @@ def test_one_failed_job_does_not_stop_the_sweep(tmp_path):
     assert "error/traceback.txt" in artifact_paths(client, children[0].info.run_id)
 
 
+@pytest.mark.slow
 def test_joblib_launcher_four_parallel_jobs_into_one_sqlite_store(tmp_path):
     proc = run_cli(
         ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=1,2,3,4", "debug=fast", "epochs=2"], tmp_path
@@ -86,6 +90,7 @@ def test_joblib_launcher_four_parallel_jobs_into_one_sqlite_store(tmp_path):
         assert c.data.params["threads.intra_op"] != "0"
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher(tmp_path):
     proc = run_cli(["-m", "hydra/launcher=submitit_local", "augmentation=none,seed", "debug=fast"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -95,6 +100,7 @@ def test_submitit_local_launcher(tmp_path):
     assert parent.info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_optuna_search_returns_the_configured_metric(tmp_path):
     proc = run_cli(
         ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "debug=fast", "optimized_metric=val_macro_f1"],
@@ -110,6 +116,7 @@ def test_optuna_search_returns_the_configured_metric(tmp_path):
     assert "best_val_macro_f1" in parent.data.metrics
 
 
+@pytest.mark.slow
 def test_sweep_logs_to_a_tracking_server_over_http_without_leaking_credentials(tmp_path, mlflow_server):
     uri = mlflow_server.uri.replace("http://", "http://alice:s3cr3t@")
     proc = run_cli(["-m", "augmentation=none,seed", "debug=fast", f"tracking_uri={uri}"], tmp_path)
