@@ -279,3 +279,15 @@ def test_damaged_image_is_reported_by_path(tmp_path, pipeline, damage):
     )
     assert proc.returncode != 0
     assert f"cannot read image {bad}" in proc.stderr
+
+
+def test_two_runs_claiming_one_output_folder_get_their_own(tmp_path):
+    """Two runs started in the same second with the same folder name never share a folder."""
+    import os
+
+    from fer_exp.runs.folder import CLAIM, claim_output_dir
+
+    first = claim_output_dir(tmp_path / "out")
+    second = claim_output_dir(tmp_path / "out")
+    assert first == tmp_path / "out" and second.parent == first
+    assert (second / CLAIM).read_text().split()[0] == str(os.getpid())

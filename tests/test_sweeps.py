@@ -146,3 +146,17 @@ def test_comparison_labels_name_only_what_differs():
     shared = shared_overrides(rows)
     assert [_label(row, [], shared) for row in rows] == ["#0 augmentation=none", "#1 augmentation=seed"]
     assert shared_overrides(rows[:1]) == set()  # a single run keeps its whole label
+
+
+def test_slurm_launcher_config_hands_its_parameters_to_submitit():
+    """hydra/launcher=slurm composes into hydra-submitit's Slurm launcher with our defaults and
+    the command line's overrides (no cluster needed: composition checks every key's name)."""
+    from hydra import compose, initialize_config_dir
+
+    from fer_exp.config import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", ["hydra/launcher=slurm", "hydra.launcher.partition=cpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.partition, launcher.cpus_per_task, launcher.timeout_min, launcher.nodes) == ("cpu", 8, 240, 1)
