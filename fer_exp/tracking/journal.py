@@ -36,13 +36,17 @@ class Journal:
 
     def records(self) -> list[dict[str, Any]]:
         """The calls still undelivered, oldest first."""
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in self._lines()]
 
     def pending(self) -> int:
-        """How many calls are still undelivered."""
-        return len(self.records())
+        """How many calls are still undelivered (counted, not parsed: it is asked on every
+        tracking call while the store is away)."""
+        return len(self._lines())
+
+    def _lines(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        return [line for line in self.path.read_text().splitlines() if line.strip()]
 
     def keep(self, records: list[dict[str, Any]]) -> None:
         """Replace the journal by ``records`` (the ones a replay could not deliver), atomically;

@@ -29,7 +29,6 @@ def sync_journal(journal_dir: Path, run_id: str, tracking_uri: str) -> int:
     if tracker.flush(force=True):
         print(f"{journal_dir}: delivered {count} records to run {run_id} at {redact_text(tracking_uri)}")
         return 0
-    print(
-        f"{journal_dir}: MLflow at {redact_text(tracking_uri)} is still unreachable; {tracker.pending()} records kept"
-    )
-    return tracker.pending()
+    left = tracker.pending()
+    print(f"{journal_dir}: MLflow at {redact_text(tracking_uri)} is still unreachable; {left} records kept")
+    return left

@@ -160,12 +160,13 @@ class Tracker:
     def end(self, status: str) -> None:
         """Set the run's final status; what could not be delivered stays for ``fer_exp.sync``."""
         self._send("set_terminated", status=status)
-        if self.pending():
+        left = self.pending()
+        if left:
             log.warning(
                 "MLflow at %s is unreachable: %d records of run %s are kept in %s; deliver them with "
                 "`python -m fer_exp.sync %s`",
                 redact_text(self.uri),
-                self.pending(),
+                left,
                 self.run_id,
                 self.journal.path,
                 self.journal.path.parent,
@@ -179,14 +180,14 @@ class Tracker:
 
     def flush(self, force: bool = False) -> bool:
         """Replay the journal; True when nothing is left. Rate-limited unless ``force``."""
-        records = self.journal.records() if self.journal else []
-        if not records:
+        if not self.pending():
             self._offline = False
             return True
         now = time.monotonic()
         if not force and now - self._last_attempt < RETRY_SECONDS:
-            return False
+            return False  # read the journal only when a replay is due
         self._last_attempt = now
+        records = self.journal.records()
         for done, record in enumerate(records):
             try:
                 self._call(record["op"], {k: v for k, v in record.items() if k != "op"})

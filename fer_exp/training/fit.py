@@ -41,11 +41,6 @@ def load_best_weights(model, checkpoint_dir: Path) -> None:
         model.load_weights(best)
 
 
-def steps_per_epoch(inputs: InputData, cfg: RunConfig) -> int:
-    """Whole split every epoch (never ``n // batch_size``), or the debug limit."""
-    return inputs.train_steps(cfg.limit_train_batches)
-
-
 def build_optimizer(cfg: RunConfig, steps: int):
     """The configured Keras optimizer, its learning rate or schedule planned for ``steps``
     batches per epoch. With a time budget that may shorten the run, the schedule is wrapped in
@@ -142,7 +137,7 @@ def fit(
     Returns the per-epoch history of the whole run, resumed epochs included.
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    steps = steps_per_epoch(inputs, cfg)
+    steps = inputs.train_steps(cfg.limit_train_batches)
     if state is None:
         compile_model(model, cfg, steps)
     callbacks, checkpointer = make_callbacks(cfg, checkpoint_dir, tracker, state, steps)
