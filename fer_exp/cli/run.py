@@ -1,7 +1,7 @@
 """``python -m fer_exp [overrides]`` / ``fer-exp``: the Hydra app that runs one job or a sweep.
 
 Hydra composes the config; this module validates it (before TensorFlow is imported, so a bad
-value fails in about a second), collects how Hydra launched the job, and hands both to the
+value fails at once), collects how Hydra launched the job, and hands both to the
 recipe (:func:`fer_exp.runs.run`). Signals end the run KILLED with its checkpoints kept.
 """
 
