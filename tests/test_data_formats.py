@@ -69,6 +69,46 @@ def test_fer2013_csv_errors_name_the_row(fer_csv, corrupt, message):
     assert message in str(err.value)
 
 
+def _keep_usage(fer_csv: Path, *usages: str) -> None:
+    df = pd.read_csv(fer_csv)
+    df[df["Usage"].isin(usages)].to_csv(fer_csv, index=False)
+
+
+def test_fer2013_csv_without_private_test_rows_has_no_test_split(fer_csv, caplog):
+    # many copies of fer2013.csv hold Training and PublicTest rows only
+    _keep_usage(fer_csv, "Training", "PublicTest")
+    with caplog.at_level(logging.INFO, logger="fer_exp"):
+        splits = load_splits(compose(["data=fer2013_csv", f"data.path={fer_csv}"]).data)
+    assert (len(splits.train), len(splits.val), splits.test) == (35, 14, None)
+    said = [r for r in caplog.records if "no test split" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO
+    assert "data.test_values=['PrivateTest']" in said[0].getMessage()
+    assert "'PublicTest': 14, 'Training': 35" in said[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "usages,message",
+    [
+        (
+            ("Training", "PrivateTest"),
+            "no validation rows: data.val_values=['PublicTest'] matches no value of column 'Usage', which holds "
+            "'PrivateTest': 14, 'Training': 35. Set data.val_values to the value(s) that mark validation rows, "
+            "e.g. data.val_values=[PrivateTest] data.test_values=[]",
+        ),
+        (
+            ("PublicTest", "PrivateTest"),
+            "no training rows: data.train_values=['Training'] matches no value of column 'Usage', which holds "
+            "'PrivateTest': 14, 'PublicTest': 14. Set data.train_values",
+        ),
+    ],
+)
+def test_fer2013_csv_without_train_or_validation_rows_names_the_values_and_the_key(fer_csv, usages, message):
+    _keep_usage(fer_csv, *usages)
+    with pytest.raises(DataError) as err:
+        load_splits(compose(["data=fer2013_csv", f"data.path={fer_csv}"]).data)
+    assert message in str(err.value)
+
+
 def test_prepare_fer2013_round_trip(fer_csv, tmp_path):
     script = REPO / "scripts" / "prepare_fer2013.py"
     folders = tmp_path / "folders"
@@ -203,9 +243,30 @@ def _sources(tmp_path, fer_csv):
     }
 
 
-@pytest.mark.parametrize("pipeline", ["tfdata", "keras"])
-def test_every_source_trains_through_both_pipelines(tmp_path, fer_csv, pipeline):
+def test_every_source_feeds_both_pipelines(tmp_path, fer_csv):
+    """Each source through each pipeline: batches of the model's input shape and one-hot labels
+    of its classes, every split there, and a training step that takes them."""
+    import keras
+
+    from fer_exp.runs.steps import build_inputs
+
     for source, overrides in _sources(tmp_path, fer_csv).items():
+        for pipeline in ("tfdata", "keras"):
+            cfg = compose([*overrides, f"data.pipeline={pipeline}", "batch_size=4", f"data.cache_dir={tmp_path / 'c'}"])
+            splits = load_splits(cfg.data)
+            inputs = build_inputs(cfg, splits, 0, None)
+            k = len(splits.class_names)
+            x, y = (np.asarray(t) for t in next(iter(inputs.train))[:2])
+            assert x.shape == (4, *inputs.input_shape) and y.shape == (4, k), (source, pipeline)
+            assert inputs.val_batches > 0 and (inputs.test is not None) == (source == "fer2013_csv")
+            model = keras.Sequential([keras.Input(inputs.input_shape), keras.layers.Flatten(), keras.layers.Dense(k)])
+            model.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=False)
+            assert np.isfinite(model.train_on_batch(x, y)), (source, pipeline)
+
+
+def test_every_source_runs_end_to_end(tmp_path, fer_csv):
+    """A whole run per source (the pipelines alternate: both are fed by every source above)."""
+    for (source, overrides), pipeline in zip(_sources(tmp_path, fer_csv).items(), ["tfdata", "keras"] * 2):
         cfg = compose(
             [
                 *overrides,
@@ -213,11 +274,13 @@ def test_every_source_trains_through_both_pipelines(tmp_path, fer_csv, pipeline)
                 "debug=fast",
                 "batch_size=4",
                 "preview_images=4",
+                "model.filters=[8]",  # the data is under test: a small graph traces in a fraction
+                "model.convs_per_block=1",
                 f"data.cache_dir={tmp_path / 'c'}",
                 f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
             ]
         )
-        result = run(cfg, JobInfo(output_dir=tmp_path / "out" / pipeline / source))
+        result = run(cfg, JobInfo(output_dir=tmp_path / "out" / source))
         assert result.epochs_run == 1, source
     client, runs = mlflow_runs(tmp_path / "mlflow.db")
     assert [r.info.status for r in runs] == ["FINISHED"] * 4

@@ -2,21 +2,27 @@
 
 The command is ``python -m fer_exp.compare`` (:mod:`fer_exp.cli.compare`). One row per run: the
 params that differ between the runs, the chosen metric, best validation accuracy, validation
-macro-F1, F1 of the rarest class, epochs run and wall time. The PNG holds a bar chart of the
-metric per setting and every run's validation-accuracy curve. For a sweep, the files are also
-logged to its MLflow parent run."""
+macro-F1, F1 of the rarest class, epochs run, training and wall time. The CSV keeps the raw
+numbers; the Markdown table formats each column alike (scores with 4 decimals, epochs as
+whole numbers, times in one unit per column). The PNG holds a bar chart of the metric per
+setting, drawn from zero, and every run's validation-accuracy curve. For a sweep, the files
+are also logged to its MLflow parent run."""
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fer_exp.analysis.plots import pyplot
+from fer_exp.analysis.plots import integer_epochs, new_figure, save
 from fer_exp.errors import UserError
 from fer_exp.tracking.redact import redact_text
 from fer_exp.tracking.store import child_runs
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Params that describe the environment or bookkeeping rather than a setting under comparison.
 _IGNORED = ("env.", "data.resolved_root", "run_name", "resume", "tracking_uri", "data.cache_dir")
@@ -109,26 +115,68 @@ def compare_runs(client, runs, metric: str, out_dir: Path) -> Report:
         writer.writerows(rows)
     markdown = _markdown(rows, columns)
     (out_dir / "comparison.md").write_text(markdown)
-    png = _plot(client, runs, rows, params, metric, out_dir / "comparison.png")
+    png = _plot(client, rows, params, metric, out_dir / "comparison.png")
     scored = [row for row in rows if row[metric] is not None]
     best = (scored[0]["run_id"], float(scored[0][metric])) if scored else None
     return Report(rows, columns, markdown, [out_dir / "comparison.csv", out_dir / "comparison.md", png], best)
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if value.is_integer():
-            return str(int(value))
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.0f}"
-    return str(value)
+# Columns whose numbers are not 0..1 scores: each is formatted its own way in the Markdown
+# table (the CSV keeps the raw numbers).
+_COUNTS = ("epochs", "epochs_run", "best_epoch")
+_SECONDS = ("train_time_s", "wall_time_s")
+_DECIMAL = re.compile(r"-?\d+(?:\.(\d+))?")  # 20, 0.25; not 1e-4, null or [0.6, 1.4]
+
+
+def duration(seconds: float, longest: float) -> str:
+    """``seconds`` in the unit ``longest`` (the column's largest value) calls for, so that a
+    column reads in one unit: ``8.4 s`` below a minute, else ``m:ss``, else ``h:mm:ss``.
+
+    >>> [duration(s, 75) for s in (8.3873, 11, 75)]
+    ['0:08', '0:11', '1:15']
+    >>> duration(8.3873, 11), duration(3725, 3725)
+    ('8.4 s', '1:02:05')
+    """
+    if longest < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if longest >= 3600 else f"{whole // 60}:{whole % 60:02d}"
+
+
+def format_column(name: str, values: list[Any]) -> list[str]:
+    """The cells of one table column, formatted alike: counts as integers, times as
+    :func:`duration` s, other numbers (scores) with 4 decimals; params (text) as logged, but a
+    column of plain decimals gets one number of decimals; missing values are empty.
+
+    >>> format_column("augmentation.zoom_range", ["0.0", "0.25", "", "0.2"])
+    ['0.00', '0.25', '', '0.20']
+    """
+    is_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    numbers = [v for v in values if is_number(v)]
+    texts = [v for v in values if isinstance(v, str) and v]  # "": a run without that param
+    if texts and not numbers and all(_DECIMAL.fullmatch(t) for t in texts):
+        places = max(len(_DECIMAL.fullmatch(t)[1] or "") for t in texts)
+        return [f"{float(v):.{places}f}" if v else "" for v in values]
+    if name in _SECONDS and numbers:
+        longest = max(numbers)
+        fmt = lambda v: duration(v, longest)  # noqa: E731
+    elif name in _COUNTS:
+        fmt = lambda v: f"{v:.0f}"  # noqa: E731
+    else:
+        fmt = lambda v: f"{v:.4f}"  # noqa: E731
+    return ["" if v is None else fmt(v) if is_number(v) else str(v) for v in values]
+
+
+def _header(name: str) -> str:
+    return {"train_time_s": "train time", "wall_time_s": "wall time"}.get(name, name)
 
 
 def _markdown(rows, columns) -> str:
     shown = [c for c in columns if c not in ("run_id", "run")]  # overrides name the run better
-    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in shown) + " |" for row in rows]
+    cells = {c: format_column(c, [row[c] for row in rows]) for c in shown}
+    lines = ["| " + " | ".join(_header(c) for c in shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(cells[c][i] for c in shown) + " |" for i in range(len(rows))]
     return "\n".join(lines) + "\n"
 
 
@@ -161,41 +209,50 @@ def _label(row, params, shared: set[str] = frozenset()) -> str:
     return text if len(text) < 70 else text[:67] + "..."
 
 
-def _plot(client, runs, rows, params, metric, path: Path) -> Path:
-    plt = pyplot()
-    fig, (bars, curves) = plt.subplots(1, 2, figsize=(15, max(4.5, 0.45 * len(rows) + 2)))
+def comparison_figure(rows, histories: dict[str, list[tuple[int, float]]], params, metric: str) -> Figure:
+    """The comparison picture: a bar of ``metric`` per run (best first; grey: not finished;
+    the axis starts at zero, so bar lengths compare honestly) and every run's validation
+    accuracy per epoch.
+
+    Args:
+        rows: the table's rows, as :func:`compare_runs` makes them (best first).
+        histories: run id -> ``(epoch, val_accuracy)`` pairs.
+        params: the differing params, to label runs without overrides.
+        metric: the metric of the bars.
+    """
+    fig = new_figure(figsize=(15, max(4.5, 0.45 * len(rows) + 2)), layout="constrained")
+    bars, curves = fig.subplots(1, 2)
     shared = shared_overrides(rows)
     labels = [_label(row, params, shared) for row in rows][::-1]
-    values = [row[metric] or 0.0 for row in rows][::-1]
+    values = [row[metric] for row in rows][::-1]
     colors = ["tab:blue" if row["status"] == "FINISHED" else "tab:gray" for row in rows][::-1]
-    bars.barh(range(len(values)), values, color=colors)
+    bars.barh(range(len(values)), [v or 0.0 for v in values], color=colors)
     bars.set_yticks(range(len(values)), labels, fontsize=8)
     for y, v in enumerate(values):
-        bars.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+        bars.text(v or 0.0, y, f" {v:.3f}" if v is not None else " no value", va="center", fontsize=8)
     bars.set_xlabel(metric)
-    bars.set_xlim(min(values) * 0.9 if values and min(values) > 0 else 0, max(values + [0]) * 1.08 or 1)
+    bars.set_xlim(0, max([v for v in values if v is not None] + [0]) * 1.12 or 1)  # from zero: lengths compare
     bars.set_title(f"{metric} per setting")
-    by_id = {r.info.run_id: r for r in runs}
     for row in rows:
-        history = sorted(client.get_metric_history(row["run_id"], "val_accuracy"), key=lambda m: m.step)
+        history = histories.get(row["run_id"], [])
         if history:
-            curves.plot(
-                [m.step for m in history],
-                [m.value for m in history],
-                marker="o",
-                ms=2.5,
-                label=_label(row, params, shared),
-            )
-    curves.set_xlabel("epoch")
+            steps, accuracy = zip(*history)
+            curves.plot(steps, accuracy, marker="o", ms=2.5, label=_label(row, params, shared))
+    integer_epochs(curves)
     curves.set_ylabel("val_accuracy")
-    curves.set_title(f"validation accuracy ({len(by_id)} runs)")
+    curves.set_title(f"validation accuracy ({len(rows)} runs)")
     curves.grid(alpha=0.3)
     if curves.lines:
         curves.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def _plot(client, rows, params, metric, path: Path) -> Path:
+    histories = {
+        row["run_id"]: sorted((m.step, m.value) for m in client.get_metric_history(row["run_id"], "val_accuracy"))
+        for row in rows
+    }
+    return save(comparison_figure(rows, histories, params, metric), path)
 
 
 def select_runs(client, experiment: str | None = None, sweep: str | None = None) -> tuple[list, str | None]:

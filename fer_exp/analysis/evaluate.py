@@ -21,7 +21,7 @@ class Evaluation:
     macro_f1: float
     report: dict[str, Any]  # sklearn classification_report(output_dict=True)
     report_text: str
-    confusion: np.ndarray  # rows: true class, normalized to sum 1
+    confusion: np.ndarray  # image counts: rows the true class, columns the predicted one
     y_pred: np.ndarray  # the most probable class of each image
 
     def metrics(self, prefix: str = "val_") -> dict[str, float]:
@@ -106,7 +106,7 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...
         macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         report=classification_report(y_true, y_pred, output_dict=True, **kwargs),
         report_text=classification_report(y_true, y_pred, **kwargs),
-        confusion=confusion_matrix(y_true, y_pred, labels=labels, normalize="true"),
+        confusion=confusion_matrix(y_true, y_pred, labels=labels),  # counts: the plot normalizes
     )
 
 

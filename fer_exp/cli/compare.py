@@ -5,8 +5,9 @@
     python -m fer_exp.compare --experiment fer2013 --metric val_macro_f1 --out reports/
 
 One row per run: the params that differ between the runs, the chosen metric, best validation
-accuracy, validation macro-F1, F1 of the rarest class, epochs run and wall time. For a sweep,
-the files are also logged to its MLflow parent run.
+accuracy, validation macro-F1, F1 of the rarest class, epochs run, training and wall time; the
+printed table gives each column one format (scores with 4 decimals, epochs whole, times in
+one unit). For a sweep, the files are also logged to its MLflow parent run.
 """
 
 from __future__ import annotations

@@ -1,55 +1,165 @@
 """``python -m fer_exp [overrides]`` / ``fer-exp``: the Hydra app that runs one job or a sweep.
 
-Hydra composes the config; this module validates it (before TensorFlow is imported, so a bad
-value fails at once), collects how Hydra launched the job, and hands both to the
-recipe (:func:`fer_exp.runs.run`). Signals end the run KILLED with its checkpoints kept.
+Before Hydra starts, :func:`preflight` composes and validates every job the command line would
+launch (each combination of a sweep), in this process and without TensorFlow: a config error
+is one ``error:`` line and exit status 2, with no Hydra wrapper lines and no output folder left
+behind. Hydra then composes the config again; this module collects how Hydra launched the job
+and hands both to the recipe (:func:`fer_exp.runs.run`). A problem of the user's found while a
+single run goes on (data, resume) ends the same way; in a sweep, Hydra reports it for its job
+and the other jobs go on. Signals end the run KILLED with its checkpoints kept.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
+from hydra._internal.utils import get_args_parser  # Hydra's own flags, parsed as Hydra parses them
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from fer_exp.cli.common import EXIT_USAGE
 from fer_exp.config import RunConfig, config_dir, validate
-from fer_exp.config.compose import CONFIG_NAME
+from fer_exp.config.compose import CONFIG_NAME, compose_jobs
+from fer_exp.errors import ConfigError, UserError
+from fer_exp.paths import cache_root
 from fer_exp.runs import JobInfo, run
+from fer_exp.runs.folder import CLAIM, locate_run
 from fer_exp.runs.sweep import finalize_open_sweeps, read_sweep
-from fer_exp.tracking.redact import redact_text, secret_keys
+from fer_exp.tracking.redact import redact_log_records, redact_text, secret_keys
+from fer_exp.training.setup import quiet_tensorflow
+
+# The user's problem that ended a single run (Hydra's run mode), printed once Hydra has returned.
+_user_errors: list[str] = []
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name=CONFIG_NAME)
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     """One job: validate, run, and return the metric a sweeper (Optuna) optimizes."""
-    return run_job(cfg)
+    try:
+        return run_job(cfg)
+    except UserError as exc:
+        if HydraConfig.get().mode.name == "MULTIRUN":
+            raise  # Hydra names the failed job; the sweep's other jobs go on
+        _user_errors.append(str(exc))  # raised, Hydra would wrap it in "Error executing job ..."
+        _drop_unclaimed(Path(HydraConfig.get().runtime.output_dir))
+        return None
 
 
 def cli() -> None:
-    """Entry point: the Hydra app, then close any sweep it opened — also when a job failed
-    and Hydra is exiting non-zero (its on_multirun_end is skipped then)."""
+    """Entry point: check the command line, run the Hydra app, then close any sweep it opened
+    — also when a job failed and Hydra is exiting non-zero (its on_multirun_end is skipped then)."""
+    redact_log_records()
+    message = preflight(sys.argv[1:])
+    if message:
+        _fail(message)
+    _leave_home_alone()
     try:
         main()
+        if _user_errors:
+            _fail(_user_errors[-1])
     except KeyboardInterrupt as exc:
         # The run has already ended KILLED with its checkpoints kept and said how to resume it
         # (tracking.tracked_run): the stack of wherever the signal landed would only bury that.
         signum = getattr(exc, "signum", signal.SIGINT)
         print(f"fer_exp: stopped by {signal.Signals(signum).name}", file=sys.stderr)
         raise SystemExit(128 + signum) from None
+    except BrokenPipeError:  # `--help | head`: the reader has gone, there is no one to tell
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
     finally:
         if finalize_open_sweeps():
             raise SystemExit(1)
 
 
+def preflight(argv: Sequence[str]) -> str | None:
+    """The one message for a command line whose config is wrong; None when every job it would
+    launch composes and validates (and ``resume=<folder>`` is a run's folder), or when it asks
+    for no job (``--help``, ``--cfg``, ``--info``, other config folders: Hydra answers those).
+
+    In this process, without TensorFlow, before Hydra creates an output folder. The message is
+    redacted: it may echo the command line's values.
+
+    >>> preflight(["batch_sise=64"])
+    'batch_sise is not a fer_exp setting: did you mean batch_size?'
+    """
+    if "--version" in argv:
+        return None
+    parser = get_args_parser()
+    parser.exit_on_error = False  # a usage error is Hydra's to report, once
+    try:
+        args, unknown = parser.parse_known_args(list(argv))
+    except (argparse.ArgumentError, SystemExit):
+        return None
+    no_job = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
+    other_configs = args.config_path or args.config_name or args.config_dir or args.experimental_rerun
+    if unknown or no_job or other_configs:
+        return None
+    try:
+        for _, cfg in compose_jobs(args.overrides, multirun=args.multirun):
+            if cfg.resume and not re.fullmatch(r"[0-9a-f]{32}", cfg.resume):  # a run id: MLflow knows
+                locate_run(cfg.resume, cfg.tracking_uri)
+    except ConfigError as exc:
+        return redact_text(str(exc))
+    except Exception:  # a check that cannot run must not stop a run: Hydra and validate() still guard it
+        return None
+    return None
+
+
+def _leave_home_alone() -> None:
+    """A run writes in its launch folder and fer_exp's cache only: libraries that make their
+    folder in the home folder on first use (matplotlib's font cache, Keras's ``keras.json``)
+    make it in the cache when the user has none yet, and MLflow's telemetry (whose id file lives
+    in ``~/.config/mlflow``) is off. Variables the user set win."""
+    home, cache = Path.home(), cache_root()
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
+    if not (config_home / "matplotlib").exists() and not (cache_home / "matplotlib").exists():
+        os.environ.setdefault("MPLCONFIGDIR", str(cache / "matplotlib"))
+    if not (home / ".keras" / "keras.json").exists():
+        os.environ.setdefault("KERAS_HOME", str(cache / "keras"))
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _drop_unclaimed(out: Path) -> None:
+    """Remove the folder Hydra made for a run that stopped before it claimed it (no run started
+    in it): only Hydra's own files are deleted, and folders only when that leaves them empty
+    (``outputs/<date>/`` and ``outputs/`` too, up to the launch folder)."""
+    if (out / CLAIM).exists():
+        return
+    hc = HydraConfig.get()
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (out / ".hydra" / name).unlink(missing_ok=True)
+    (out / f"{hc.job.name}.log").unlink(missing_ok=True)
+    launch = Path(hc.runtime.cwd).resolve()
+    folders = [out / ".hydra", out.resolve()]
+    folders += [p for p in out.resolve().parents if launch in p.parents]  # between out and the launch folder
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something else lives there
+            return
+
+
+def _fail(message: str) -> None:
+    """End as the argparse commands do (:mod:`fer_exp.cli.common`): one line, exit status 2."""
+    print(f"error: {redact_text(message)}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
 def run_job(cfg: DictConfig) -> float:
     """Validate Hydra's config, describe the job (:class:`~fer_exp.runs.JobInfo`), run it, and
     return its ``optimized_metric``."""
+    redact_log_records()  # again: a launcher's worker process starts here, not in cli()
     run_cfg = validate(cfg)  # before TensorFlow is imported, so a bad value fails at once
+    quiet_tensorflow(run_cfg.verbose)  # before TensorFlow is imported: its start-up lines
     _sigterm_interrupts()
     hc = HydraConfig.get()
     run_cfg = _share_cores(run_cfg, hc)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeInt, field_validator
+from pydantic import Field, NonNegativeInt, field_validator, model_validator
 
 from fer_exp.config.base import StrictModel
 from fer_exp.registry import subclasses_by_tag, tagged_union
@@ -81,13 +81,9 @@ class _ImageData(StrictModel):
         return v
 
 
-class DirectoryData(_ImageData):
-    """Class-per-folder layout: ``root/<train_dir>/<class>/*.jpg``, the same for val (and test)."""
+class _FolderLayout(_ImageData):
+    """Keys of a class-per-folder layout: the split folders and Keras's ``validation_split``."""
 
-    source: Literal["directory"] = Field(description="Class folders (`data=fer2013`).")
-    root: str = Field(
-        description="The folder holding the split folders; `data=fer2013` reads `$FER2013_ROOT` when it is set."
-    )
     train_dir: str = Field("train", description="The training split's folder under `root`.")
     val_dir: str = Field(
         "validation", description="The validation split's folder under `root` (not used with `validation_split`)."
@@ -103,25 +99,38 @@ class DirectoryData(_ImageData):
         "`subset` do.",
     )
 
+
+class DirectoryData(_FolderLayout):
+    """Class-per-folder layout: ``root/<train_dir>/<class>/*.jpg``, the same for val (and test)."""
+
+    source: Literal["directory"] = Field(description="Class folders (`data=fer2013`).")
+    root: str = Field(
+        description="The folder holding the split folders; `data=fer2013` reads `$FER2013_ROOT` when it is set."
+    )
+
     _root = field_validator("root")(lambda v: _required_path(v))
 
 
-class SyntheticData(DirectoryData):
-    """Generated faces (see :mod:`fer_exp.data.synthetic`), written on first use."""
+class SyntheticData(_FolderLayout):
+    """Generated faces (see :mod:`fer_exp.data.synthetic`), written on first use under the cache
+    directory (``$FER_EXP_CACHE``, default ``~/.cache/fer_exp``) and nowhere else: there is no
+    ``data.root`` to point at a folder of the user's (``data.root=...`` is refused, naming the
+    sources that read it)."""
 
     source: Literal["synthetic"] = Field(description="The embedded synthetic faces (`data=synthetic`).")
-    root: str | None = Field(
-        None,
-        description="Where the generated faces are written; null = the user cache "
-        "dir (`$FER_EXP_CACHE`, default `~/.cache/fer_exp`).",
-    )
     n_train: Annotated[int, Field(ge=14, le=200_000, description="Training faces to generate.")] = 2000
     n_val: Annotated[int, Field(ge=14, le=200_000, description="Validation faces to generate.")] = 500
     generator_seed: NonNegativeInt = Field(
         0, description="Seed of the face generator (identities, poses, expressions)."
     )
 
-    _root = field_validator("root")(lambda v: v)
+    @model_validator(mode="before")
+    @classmethod
+    def _saved_without_root(cls, values: Any) -> Any:
+        # runs saved before data.root left the synthetic source hold `root: null`: still resumable
+        if isinstance(values, dict) and "root" in values and values["root"] is None:
+            values = {k: v for k, v in values.items() if k != "root"}
+        return values
 
 
 class _SplitColumn(_ImageData):

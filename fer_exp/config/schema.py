@@ -122,7 +122,8 @@ class RunConfig(StrictModel):
     )
     deterministic: bool = Field(
         False,
-        description="Also turn on TensorFlow's op determinism: exact across thread counts and hardware, but slower.",
+        description="Also turn on TensorFlow's op determinism: bit-identical metrics run to run on one "
+        "machine with the same thread settings (not across thread counts or processors); slower.",
     )
     class_weight: Literal["balanced", "none"] = Field(
         "balanced",
@@ -172,6 +173,12 @@ class RunConfig(StrictModel):
     limit_val_batches: PositiveInt | None = Field(
         None, description="Cap the validation batches per epoch; null = the whole split."
     )
+    verbose: bool = Field(
+        False,
+        description="Show what TensorFlow prints as it starts (its C++ and absl lines, the CUDA probe "
+        "of a machine without a GPU) and its known-harmless warnings (`tf.function` retracing); "
+        "false keeps the output to fer_exp's own lines.",
+    )
     preview_images: Annotated[
         int, Field(ge=0, le=256, description="Augmented training images drawn into `augmented_samples.png` (0 = none).")
     ] = 32
@@ -187,7 +194,9 @@ class RunConfig(StrictModel):
         "fer_exp"
     )
     run_name: str | None = Field(
-        None, description="The MLflow run name; null = MLflow's (in a sweep: the job number and its overrides)."
+        None,
+        description="The MLflow run name; null = named after the overrides (in a sweep `#N` first; with "
+        "none, the presets). A value read from a secret env variable is shown as `run_name=***`.",
     )
     tracking_uri: Annotated[
         str,

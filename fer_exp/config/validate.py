@@ -10,6 +10,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import ValidationError
 
 from fer_exp.config.schema import RunConfig
+from fer_exp.config.suggest import data_option_of, unknown_key
 from fer_exp.errors import ConfigError
 
 
@@ -44,10 +45,7 @@ def format_validation_error(exc: ValidationError, container: dict[str, Any]) -> 
         key = ".".join(key_parts) or "<config>"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            lines.append(
-                f"{key}: unknown key (check the spelling; the allowed keys of '{'.'.join(key_parts[:-1])}' "
-                f"are in fer_exp/config/ and conf/)"
-            )
+            lines.append(_unknown_key(container, key_parts))
         elif err["type"] == "missing":
             lines.append(f"{key}: required but not set")
         elif not key_parts:  # a check across keys: its message names them (the value is the whole config)
@@ -81,6 +79,16 @@ def _key_path(container: Any, loc: list[str]) -> list[str]:
             keys.append(part)
             node = None
     return keys
+
+
+def _unknown_key(container: dict[str, Any], key_parts: list[str]) -> str:
+    """A key the schema does not have (added with ``+key=``): the keys it is close to, or the
+    data source that reads it."""
+    parent = _lookup(container, key_parts[:-1])
+    siblings = [k for k in parent if k != key_parts[-1]] if isinstance(parent, dict) else []
+    source = container.get("data", {}).get("source") if isinstance(container.get("data"), dict) else None
+    data_option = data_option_of(source) if key_parts[0] == "data" and source else None
+    return unknown_key(".".join(key_parts), siblings, data_option)
 
 
 def _lookup(container: Any, parts: list[str]) -> Any:

@@ -45,33 +45,51 @@ def read_source(data: DataConfig) -> tuple[Tables, Path]:
 def _read_directory(data: DirectoryData) -> tuple[Tables, Path]:
     if isinstance(data, SyntheticData):
         spec = SyntheticSpec(n_train=data.n_train, n_val=data.n_val, seed=data.generator_seed, pic_size=data.pic_size)
-        root = ensure_synthetic_dataset(spec, Path(data.root).expanduser() if data.root else None)
+        root = ensure_synthetic_dataset(spec)
     else:
         root = Path(data.root).expanduser()
     return scan_dataset(root, data.train_dir, data.val_dir, data.test_dir, data.validation_split), root
 
 
 def _split_rows(n: int, column, data, where: str) -> dict[str, np.ndarray]:
-    """Row indices per split: from ``split_col`` values, or Keras's ``validation_split``."""
+    """Row indices per split: from ``split_col`` values, or Keras's ``validation_split``. A
+    test split whose values match no row is no test split (an INFO line says so: many copies
+    of ``fer2013.csv`` hold no ``PrivateTest`` rows); no train or validation rows is an error
+    that names the values the column holds, with counts, and the key to set."""
     if column is None:
         cut = int(n * data.validation_split)
         if not cut:
             raise DataError(f"{where}: no split_col and no validation_split: say where validation comes from")
         return {"val": np.arange(cut), "train": np.arange(cut, n)}  # Keras: validation = first rows
     column = np.asarray(column).astype(str)
-    rows = {
-        "train": np.flatnonzero(np.isin(column, data.train_values)),
-        "val": np.flatnonzero(np.isin(column, data.val_values)),
-    }
-    if data.test_values:
-        rows["test"] = np.flatnonzero(np.isin(column, data.test_values))
-    for split in ("train", "val"):
+    values, counts = np.unique(column, return_counts=True)
+    found = ", ".join(f"{v!r}: {c}" for v, c in zip(values.tolist(), counts.tolist()))
+    chosen = {split: getattr(data, f"{split}_values") for split in ("train", "val", "test")}
+    rows = {split: np.flatnonzero(np.isin(column, chosen[split])) for split in chosen if chosen[split]}
+    for split, name in (("train", "training"), ("val", "validation")):
         if not len(rows[split]):
-            values = sorted(set(column.tolist()))[:20]
+            spare = [v for v in values.tolist() if not any(v in chosen[s] for s in chosen)]
+            in_test = [v for v in values.tolist() if v in chosen["test"]]
+            if spare:
+                hint = f"e.g. data.{split}_values=[{spare[0]}]"
+            elif split == "val" and in_test:  # validate on the rows meant for testing
+                hint = f"e.g. data.val_values=[{in_test[0]}] data.test_values=[]"
+            else:
+                hint = "or data.split_col=null data.validation_split=0.1 for Keras's first-rows split"
             raise DataError(
-                f"{where}: no rows for {split} (data.{split}_values="
-                f"{getattr(data, split + '_values')}); the split column holds {values}"
+                f"{where}: no {name} rows: data.{split}_values={chosen[split]} matches no value of column "
+                f"{data.split_col!r}, which holds {found}. Set data.{split}_values to the value(s) that mark "
+                f"{name} rows, {hint}"
             )
+    if "test" in rows and not len(rows["test"]):
+        log.info(
+            "%s: no test split: data.test_values=%s matches no value of column %r, which holds %s",
+            where,
+            chosen["test"],
+            data.split_col,
+            found,
+        )
+        del rows["test"]
     return rows
 
 

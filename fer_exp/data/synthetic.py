@@ -7,7 +7,9 @@ shows its expression with a random intensity, so weak expressions look close to 
 the task is learnable but not trivial. Class frequencies follow FER-2013 (disgust is rare).
 
 The dataset is written once, deterministically from its seed, in the class-per-folder layout
-that ``flow_from_directory`` reads, under the user cache directory.
+that ``flow_from_directory`` reads, under the user cache directory
+(:func:`fer_exp.paths.cache_root`) and nowhere else: a run never writes into a folder of the
+user's, which is why ``data=synthetic`` has no ``data.root``.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def class_counts(total: int) -> list[int]:
 
 
 def ensure_synthetic_dataset(spec: SyntheticSpec, cache_dir: Path | None = None) -> Path:
-    """Return the root of the dataset for ``spec``, generating it on first use.
+    """Return the root of the dataset for ``spec``, generating it on first use under
+    ``cache_dir/synthetic/`` (``cache_dir``: the user cache directory unless a test gives its own).
 
     One process generates (the others wait on a file lock), into a temporary folder renamed
     into place, so concurrent jobs of a sweep never see a half-written dataset, nor delete one

@@ -3,6 +3,7 @@ frozen context they all read."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,19 @@ from fer_exp.data.sources import Splits
 from fer_exp.runs.folder import RunFolder
 from fer_exp.tracking import Tracker
 from fer_exp.tracking.redact import redact_text
+
+
+def redacted_overrides(overrides: Iterable[str], secret_keys: Collection[str]) -> list[str]:
+    """Overrides as typed, fit to log: the value of a secret key masked, URL credentials stripped.
+
+    >>> redacted_overrides(["epochs=3", "+db.password=x", "tracking_uri=http://u:p@host"], {"db.password"})
+    ['epochs=3', '+db.password=***', 'tracking_uri=http://***@host']
+    """
+    out = []
+    for o in overrides:
+        key = o.split("=", 1)[0]
+        out.append(f"{key}=***" if key.lstrip("+~") in secret_keys else redact_text(o))
+    return out
 
 
 @dataclass(frozen=True)
@@ -42,11 +56,33 @@ class JobInfo:
 
     def redacted_overrides(self) -> list[str]:
         """The overrides with secret values masked and URL credentials stripped."""
-        out = []
-        for o in self.overrides:
-            key = o.split("=", 1)[0].lstrip("+~")
-            out.append(f"{o.split('=', 1)[0]}=***" if key in self.secret_keys else redact_text(o))
-        return out
+        return redacted_overrides(self.overrides, self.secret_keys)
+
+    def default_name(self, model: str) -> str:
+        """A run name that says what this job changed: its overrides, secrets masked, with the
+        job number first in a sweep; without overrides, the presets it ran with. The MLflow UI
+        then shows what each run is rather than a random name.
+
+        >>> job = JobInfo(Path("out"), ("epochs=3", "db.password=x"), secret_keys=frozenset({"db.password"}))
+        >>> job.default_name("small_cnn")
+        'epochs=3 db.password=***'
+        >>> JobInfo(Path("out"), job_num=2, choices={"augmentation": "seed"}).default_name("small_cnn")
+        '#2 defaults: model=small_cnn augmentation=seed'
+        """
+        name = " ".join(self.redacted_overrides())[:200]  # MLflow's UI cuts long names anyway
+        if not name:
+            presets = {"model": model, **{g: self.choices[g] for g in ("model", "augmentation") if g in self.choices}}
+            name = "defaults: " + " ".join(f"{group}={option}" for group, option in presets.items())
+        return f"#{self.job_num} {name}" if self.job_num is not None else name
+
+
+def run_name(cfg: RunConfig, job: JobInfo) -> str:
+    """The MLflow run's name: ``cfg.run_name`` when set, else :meth:`JobInfo.default_name`.
+    A ``run_name`` read from a secret (``${oc.env:API_TOKEN}``) is never shown: the default
+    name is used, where it reads ``run_name=***``."""
+    if cfg.run_name and "run_name" not in job.secret_keys:
+        return redact_text(cfg.run_name)
+    return job.default_name(cfg.model.name)
 
 
 @dataclass(frozen=True)

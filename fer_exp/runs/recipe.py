@@ -16,7 +16,7 @@ from pathlib import Path
 from fer_exp.config import RunConfig, validate
 from fer_exp.errors import UserError
 from fer_exp.runs import steps
-from fer_exp.runs.context import JobInfo, RunContext, RunResult, Start
+from fer_exp.runs.context import JobInfo, RunContext, RunResult, Start, run_name
 from fer_exp.runs.folder import RunFolder, claim_output_dir, locate_run, take_over
 from fer_exp.tracking import Tracker, tracked_run
 from fer_exp.tracking.redact import redact_text
@@ -113,12 +113,10 @@ def resume_context(cli_cfg: RunConfig, job: JobInfo) -> RunContext:
 
 
 def _start_tracker(cfg: RunConfig, job: JobInfo, out: Path) -> Tracker:
-    run_name = cfg.run_name
-    if run_name is None and job.job_num is not None:  # readable in the MLflow UI's sweep group
-        run_name = f"#{job.job_num} " + " ".join(job.redacted_overrides())[:200]
+    name = run_name(cfg, job)
     tags = steps.run_tags(job, out)
     try:
-        tracker = Tracker.start(cfg.tracking_uri, cfg.experiment_name, run_name, tags, journal_dir=out)
+        tracker = Tracker.start(cfg.tracking_uri, cfg.experiment_name, name, tags, journal_dir=out)
     except UserError:
         if cfg.tracking_fallback != "local":
             raise
@@ -128,7 +126,7 @@ def _start_tracker(cfg: RunConfig, job: JobInfo, out: Path) -> Tracker:
             redact_text(cfg.tracking_uri),
             fallback,
         )
-        tracker = Tracker.start(fallback, cfg.experiment_name, run_name, tags, journal_dir=out)
+        tracker = Tracker.start(fallback, cfg.experiment_name, name, tags, journal_dir=out)
     log.info("MLflow run %s in experiment %r at %s", tracker.run_id, cfg.experiment_name, redact_text(tracker.uri))
     return tracker
 

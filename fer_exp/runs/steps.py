@@ -22,6 +22,7 @@ from fer_exp.errors import ConfigError
 from fer_exp.runs.context import JobInfo, RunContext, RunResult
 from fer_exp.tracking import Tracker, flatten
 from fer_exp.tracking.redact import redact_text, redact_tree, to_yaml
+from fer_exp.tracking.store import runs_table_url
 from fer_exp.tracking.tracker import git_commit
 from fer_exp.training.hardware import cpu_name
 
@@ -245,11 +246,15 @@ def upload_log(ctx: RunContext) -> None:
 def print_summary(ctx: RunContext, r: RunResult) -> None:
     """The closing lines of a run: its metrics, MLflow run, outputs, and how to compare."""
     uri = redact_text(ctx.tracker.uri)
+    serve = "" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}, then "
+    table = ""
+    if ctx.tracker.experiment_id is not None:  # the link opens the runs table, not MLflow 3's GenAI pages
+        table = redact_text(runs_table_url(ctx.tracker.uri, ctx.tracker.experiment_id))
     print(
         f"\nfer_exp run finished: best val accuracy {r.best_val_accuracy:.4f} (epoch {r.best_epoch} "
         f"of {r.epochs_run}), val macro-F1 {r.val_macro_f1:.4f}\n"
         f"  MLflow run {r.run_id} in experiment '{ctx.cfg.experiment_name}' ({uri})\n"
         f"  outputs: {r.output_dir}\n"
-        f"  compare runs: mlflow ui --backend-store-uri {uri}\n",
+        f"  compare runs: {serve}open {table or 'the UI at its Model training tab'}\n",
         flush=True,
     )

@@ -5,7 +5,8 @@ folder, where every job — in this process, a joblib worker, a submitit/SLURM j
 and tags its own run with ``mlflow.parentRunId`` (MLflow's nesting), ``fer_exp.sweep_id``,
 its job number and overrides. When the sweep ends (also when a job failed and Hydra is about
 to exit non-zero), the parent gets its status, a summary of failures is printed, and the
-comparison report (:mod:`fer_exp.analysis.compare`) is logged to it.
+comparison report (:mod:`fer_exp.analysis.compare`) and the best job's metric
+(:func:`best_metric_name`) are logged to it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fer_exp.analysis.compare import compare_runs
+from fer_exp.runs.context import redacted_overrides
 from fer_exp.tracking import Tracker
-from fer_exp.tracking.redact import redact_text
-from fer_exp.tracking.store import child_runs, log_files, open_client
+from fer_exp.tracking.redact import redact_text, secret_keys
+from fer_exp.tracking.store import child_runs, log_files, open_client, runs_table_url
 
 log = logging.getLogger("fer_exp.sweep")
 
@@ -47,7 +49,9 @@ class MlflowSweepCallback(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         tracking_uri = OmegaConf.select(config, "tracking_uri")
         experiment = OmegaConf.select(config, "experiment_name") or "fer_exp"
-        overrides = [redact_text(o) for o in config.hydra.overrides.task]
+        # as typed (unresolved: ``run_name=${oc.env:API_TOKEN}`` must not turn into the token)
+        typed = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+        overrides = redacted_overrides(typed, secret_keys(config))
         tracker = Tracker.start(
             tracking_uri,
             experiment,
@@ -76,6 +80,15 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Close the sweep (status, failures, comparison)."""
         finalize_open_sweeps()
+
+
+def best_metric_name(metric: str) -> str:
+    """The parent run's name for the best job's ``metric``: ``best_`` once.
+
+    >>> best_metric_name("val_macro_f1"), best_metric_name("best_val_accuracy")
+    ('best_val_macro_f1', 'best_val_accuracy')
+    """
+    return metric if metric.startswith("best_") else f"best_{metric}"
 
 
 def finalize_open_sweeps() -> int:
@@ -110,11 +123,16 @@ def finalize(info: dict[str, Any]) -> int:
             log_files(client, parent, report.files, "comparison")
             best = report.best
             if best is not None:
-                client.log_metric(parent, f"best_{info['metric']}", best[1])
+                client.log_metric(parent, best_metric_name(info["metric"]), best[1])
                 client.set_tag(parent, "fer_exp.best_run_id", best[0])
             print(report.markdown, flush=True)
         except Exception:  # a report problem must not hide the sweep's status
             log.exception("could not build the sweep comparison")
     client.set_terminated(parent, status="FAILED" if failed or not children else "FINISHED")
-    print(f"  MLflow parent run {parent}; comparison in {Path(info['sweep_dir']) / 'comparison'}\n", flush=True)
+    table = redact_text(runs_table_url(info["tracking_uri"], client.get_run(parent).info.experiment_id))
+    print(
+        f"  MLflow parent run {parent}; comparison in {Path(info['sweep_dir']) / 'comparison'}\n"
+        f"  runs table (expand the parent for its jobs): {table}\n",
+        flush=True,
+    )
     return len(failed)

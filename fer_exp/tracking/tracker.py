@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import tempfile
 import time
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 MAX_PARAM_VALUE = 6000
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
-RETRY_SECONDS = 30.0
+# How often a run whose server went away tries it again; $FER_EXP_TRACKING_RETRY_S overrides.
+RETRY_SECONDS = float(os.environ.get("FER_EXP_TRACKING_RETRY_S", 30))
 SQLITE_BUSY_RETRIES = 12  # 13 s of backoff in all (see _call) before a locked sqlite store counts as unreachable
 
 
@@ -76,10 +78,13 @@ class Tracker:
             one, a failed call raises.
     """
 
-    def __init__(self, client, run_id: str, uri: str, journal_dir: Path | None = None):
+    def __init__(
+        self, client, run_id: str, uri: str, journal_dir: Path | None = None, experiment_id: str | None = None
+    ):
         self._client = client
         self.run_id = run_id
         self.uri = uri
+        self.experiment_id = experiment_id
         self.journal = Journal(journal_dir) if journal_dir else None
         self._offline = False
         self._last_attempt = 0.0
@@ -106,15 +111,15 @@ class Tracker:
             if is_transient(exc):
                 raise unreachable(tracking_uri, exc) from None
             raise
-        return cls(client, run.info.run_id, tracking_uri, journal_dir)
+        return cls(client, run.info.run_id, tracking_uri, journal_dir, experiment_id)
 
     @classmethod
     def attach(cls, tracking_uri: str, run_id: str, journal_dir: Path | None = None) -> Tracker:
         """Reopen an existing run (resume): it is RUNNING again until it ends."""
         client = open_client(tracking_uri)
-        client.get_run(run_id)
+        experiment_id = client.get_run(run_id).info.experiment_id
         client.update_run(run_id, status="RUNNING")
-        return cls(client, run_id, tracking_uri, journal_dir)
+        return cls(client, run_id, tracking_uri, journal_dir, experiment_id)
 
     # ---------------------------------------------------------------- logging API
 

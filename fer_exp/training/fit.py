@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from fer_exp.training.callbacks import (
 )
 from fer_exp.training.keras_objects import BudgetFittedSchedule
 from fer_exp.training.schedules import monitor_mode
+from fer_exp.training.setup import progress_bar
 
 if TYPE_CHECKING:
     from fer_exp.config import RunConfig
@@ -151,6 +151,6 @@ def fit(
         class_weight=None if inputs.weights_in_batches else class_weight,
         shuffle=False,  # both pipelines shuffle images themselves, per epoch, from the run's seed
         callbacks=callbacks,
-        verbose=1 if os.environ.get("FER_EXP_PROGRESS", "1") != "0" else 2,
+        verbose=1 if progress_bar() else 2,
     )
     return checkpointer.history
