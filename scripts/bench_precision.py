@@ -40,19 +40,27 @@ VARIANTS = {  # name: (Keras dtype policy, fused batch norm in half precision)
 }
 
 
+def build_variant(overrides: list[str], policy: str, fused: bool):
+    """The model for ``overrides`` built under a Keras dtype policy, with fused or Keras batch
+    norm in half precision; the global policy is float32 again afterwards."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(policy)
+    model_base.FUSED_HALF_PRECISION_BN = fused
+    try:
+        return compose(overrides).model.build((48, 48, 1), 7)
+    finally:
+        model_base.FUSED_HALF_PRECISION_BN = True
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def train_rate(overrides: list[str], policy: str, fused: bool, batch: int, steps: int) -> tuple[float, int]:
     """Images per second of ``model.fit`` steps (after a warm-up that traces the graph)."""
     import keras
     import numpy as np
     import tensorflow as tf
 
-    keras.mixed_precision.set_global_policy(policy)
-    model_base.FUSED_HALF_PRECISION_BN = fused
-    try:
-        model = compose(overrides).model.build((48, 48, 1), 7)
-    finally:
-        model_base.FUSED_HALF_PRECISION_BN = True
-        keras.mixed_precision.set_global_policy("float32")
+    model = build_variant(overrides, policy, fused)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy", jit_compile=False)
     rng = np.random.default_rng(0)
     x = rng.random((batch * 8, 48, 48, 1), dtype=np.float32)
@@ -64,7 +72,8 @@ def train_rate(overrides: list[str], policy: str, fused: bool, batch: int, steps
     return steps * batch / (time.perf_counter() - start), model.count_params()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Measure every model in every variant; print the table and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--models",
@@ -74,7 +83,7 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per model and variant")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     native = native_bfloat16()
     print(

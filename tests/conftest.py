@@ -140,7 +140,7 @@ def mlflow_server(tmp_path):
     server.stop()
 
 
-def start_run(args: list[str], cwd: Path) -> subprocess.Popen:
+def start_run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """``python -m fer_exp <args>`` in the background, output as text lines."""
     return subprocess.Popen(
         [sys.executable, "-m", "fer_exp", *args],
@@ -148,7 +148,7 @@ def start_run(args: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ},
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -116,3 +116,13 @@ def test_empty_train_class_is_an_error(tmp_path):
     root = _make_layout(tmp_path, {"train": {"a": 2, "b": 0}, "validation": {"a": 1, "b": 1}})
     with pytest.raises(DataError, match=r"without images .*\['b'\]"):
         scan_dataset(root, "train", "validation")
+
+
+def test_one_class_is_an_error_before_any_run(tmp_path):
+    from fer_exp.config import compose
+    from fer_exp.data.sources import load_splits
+
+    root = _make_layout(tmp_path, {"train": {"angry": 3}, "validation": {"angry": 2}})
+    cfg = compose(["data=fer2013", f"data.root={root}", f"data.cache_dir={tmp_path / 'c'}"])
+    with pytest.raises(DataError, match=r"needs at least 2 classes, found 1: angry .*add a folder"):
+        load_splits(cfg.data)

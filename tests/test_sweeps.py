@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -37,11 +38,20 @@ def test_experiment_config_runs_a_grouped_sweep_with_a_comparison(tmp_path):
     assert [c.data.params["augmentation.rotation_range"] for c in children] == ["0.0", "10.0", "20.0", "25.0"]
     assert {c.data.params["model.name"] for c in children} == {"small_cnn"}
     assert [c.data.tags["hydra.job_num"] for c in children] == ["0", "1", "2", "3"]
+    assert len({c.data.tags["hydra.sweep_dir"] for c in children}) == 1
+    assert len({c.data.tags["output_dir"] for c in children}) == 4
+    assert [set(c.data.tags["overrides"].split()) for c in children] == [
+        {"experiment=augmentation_study", "debug=fast", f"augmentation={a}"} for a in ("none", "light", "seed", "heavy")
+    ]
     assert {"comparison/comparison.csv", "comparison/comparison.md", "comparison/comparison.png"} <= set(
         artifact_paths(client, parent.info.run_id)
     )
-    assert "best_best_val_accuracy" in parent.data.metrics
+    assert "best_val_accuracy" in parent.data.metrics and "best_best_val_accuracy" not in parent.data.metrics
     assert f"sweep {parent.info.run_id}: 4 jobs, 4 finished" in proc.stdout
+    assert (
+        f"(expand the parent for its jobs): http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}?"
+        in proc.stdout
+    )
 
     # the comparison CLI reads the same store and finds the latest sweep by itself
     out = tmp_path / "report"
@@ -83,8 +93,9 @@ def test_joblib_launcher_four_parallel_jobs_into_one_sqlite_store(tmp_path):
     client, runs = mlflow_runs(tmp_path / "mlflow.db")
     parent, children = _sweep_runs(client, runs)
     assert [c.info.status for c in children] == ["FINISHED"] * 4
-    for c in children:
-        assert sorted(m.step for m in client.get_metric_history(c.info.run_id, "val_loss")) == [1, 2]
+    for c in children:  # four writers at once into one sqlite file: nothing lost, nothing doubled
+        for key in ("loss", "val_loss", "learning_rate"):
+            assert sorted(m.step for m in client.get_metric_history(c.info.run_id, key)) == [1, 2], key
         assert "best_val_accuracy" in c.data.metrics
         # four jobs on this machine's cores: each takes its share, not all of them
         assert c.data.params["threads.intra_op"] != "0"
@@ -101,38 +112,89 @@ def test_submitit_local_launcher(tmp_path):
 
 
 @pytest.mark.slow
-def test_optuna_search_returns_the_configured_metric(tmp_path):
+def test_optuna_trials_land_as_runs_and_the_reported_best_is_the_best_run(tmp_path):
+    """Each trial's sampled values are its run's params, inside the search space, and the best
+    trial Optuna reports (optimization_results.yaml) is the child run with the best metric."""
+    import yaml
+
     proc = run_cli(
-        ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "debug=fast", "optimized_metric=val_macro_f1"],
+        [
+            "-m",
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=3",
+            "debug=fast",
+            "limit_val_batches=null",  # metrics that tell the trials apart
+            "optimized_metric=val_macro_f1",
+        ],
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Best value:" in proc.stdout + proc.stderr
     client, runs = mlflow_runs(tmp_path / "mlflow.db", "hparams_search")
     parent, children = _sweep_runs(client, runs)
-    assert len(children) == 3
-    rates = {c.data.params["optimizer.learning_rate"] for c in children}
-    assert len(rates) == 3 and all(1e-4 <= float(r) <= 1e-2 for r in rates)
-    assert "best_val_macro_f1" in parent.data.metrics
+    assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    for c in children:
+        p = c.data.params
+        assert 1e-4 <= float(p["optimizer.learning_rate"]) <= 1e-2
+        assert float(p["augmentation.rotation_range"]) in {0, 5, 10, 15, 20, 25}
+        assert 0 <= float(p["augmentation.zoom_range"]) <= 0.3
+        assert p["augmentation.horizontal_flip"] in {"true", "false"}
+        sampled = dict(
+            o.split("=", 1) for o in c.data.tags["overrides"].split() if o.startswith(("augmentation.", "optimizer."))
+        )
+        assert set(sampled) == {
+            "augmentation.rotation_range",
+            "augmentation.width_shift_range",
+            "augmentation.height_shift_range",
+            "augmentation.zoom_range",
+            "augmentation.horizontal_flip",
+            "optimizer.learning_rate",
+        }
+        assert float(sampled["optimizer.learning_rate"]) == pytest.approx(float(p["optimizer.learning_rate"]))
+    assert len({c.data.params["optimizer.learning_rate"] for c in children}) == 3
+    assert len({c.data.metrics["val_macro_f1"] for c in children}) > 1, "trials the metric cannot tell apart"
+    (results,) = tmp_path.glob("multirun/*/*/optimization_results.yaml")
+    best = yaml.safe_load(results.read_text())
+    top = max(c.data.metrics["val_macro_f1"] for c in children)
+    assert best["best_value"] == pytest.approx(top)
+    best_rates = {
+        float(c.data.params["optimizer.learning_rate"]) for c in children if c.data.metrics["val_macro_f1"] == top
+    }
+    assert float(best["best_params"]["optimizer.learning_rate"]) in best_rates
+    assert parent.data.metrics["best_val_macro_f1"] == pytest.approx(best["best_value"])
+
+
+SECRET_ARTIFACTS = ("config/config.yaml", "config/overrides.txt", "config/hydra.yaml", "logs/fer_exp.log")
 
 
 @pytest.mark.slow
 def test_sweep_logs_to_a_tracking_server_over_http_without_leaking_credentials(tmp_path, mlflow_server):
+    """A password in the tracking URI and a token read from a secret env variable into an
+    ordinary key (run_name) reach no param, tag, name, uploaded text file or console line."""
     uri = mlflow_server.uri.replace("http://", "http://alice:s3cr3t@")
-    proc = run_cli(["-m", "augmentation=none,seed", "debug=fast", f"tracking_uri={uri}"], tmp_path)
+    proc = run_cli(
+        ["-m", "augmentation=none,seed", "debug=fast", f"tracking_uri={uri}", "run_name=${oc.env:MY_API_TOKEN}"],
+        tmp_path,
+        env={"MY_API_TOKEN": "tok3nV4lue"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(mlflow_server.uri)
-    runs = client.search_runs([client.get_experiment_by_name("fer_exp").experiment_id])
+    experiment = client.get_experiment_by_name("fer_exp")
+    runs = client.search_runs([experiment.experiment_id])
     parent, children = _sweep_runs(client, runs)
     assert [c.info.status for c in children] == ["FINISHED", "FINISHED"]
+    seen = [proc.stdout, proc.stderr, experiment.name]
+    for r in [parent, *children]:
+        seen += [r.info.run_name, str(r.data.tags), str(r.data.params)]
     for c in children:
         assert c.data.params["tracking_uri"] == mlflow_server.uri.replace("http://", "http://***@")
-        assert "s3cr3t" not in str(c.data.tags) + str(c.data.params)
-        config = client.download_artifacts(c.info.run_id, "config/config.yaml", str(tmp_path))
-        assert "s3cr3t" not in open(config).read()
+        assert c.data.params["run_name"] == "***"
         assert {"plots/confusion_matrix.png", "model/best.keras"} <= set(artifact_paths(client, c.info.run_id))
+        for path in SECRET_ARTIFACTS:
+            seen.append(open(client.download_artifacts(c.info.run_id, path, str(tmp_path))).read())
+    leaks = [m.group(0) for text in seen for m in re.finditer(r".{0,120}(?:s3cr3t|tok3nV4lue).{0,40}", text)]
+    assert not leaks, "\n".join(leaks)
     assert not (tmp_path / "mlflow.db").exists()
 
 

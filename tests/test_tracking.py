@@ -89,10 +89,13 @@ def test_secrets_are_redacted():
             "tracking_uri": "https://bob:pw@mlflow.example/x?access_token=abc",
             "data": {"root": "/data", "token": "${oc.env:HF_TOKEN,zzz}"},
             "optimizer": {"api_key": "k", "lr": 1},
+            # an ordinary key is hidden when it reads a secret-named variable, not any variable
+            "run_name": "${oc.env:MY_API_TOKEN,zzz}",
+            "experiment_name": "${oc.env:USER,zzz}",
         }
     )
     masked = secret_keys(raw)
-    assert masked == {"data.token", "optimizer.api_key"}
+    assert masked == {"data.token", "optimizer.api_key", "run_name"}
     tree = redact_tree(OmegaConf.to_container(raw, resolve=True), masked)
     assert tree["tracking_uri"] == "https://***@mlflow.example/x?access_token=***"
     assert tree["data"] == {"root": "/data", "token": "***"} and tree["optimizer"]["lr"] == 1
@@ -101,3 +104,17 @@ def test_secrets_are_redacted():
 
 def test_hydra_escaped_overrides_are_redacted():
     assert redact_text(r"tracking_uri=http\://alice\:pw@127.0.0.1\:5000") == r"tracking_uri=http\://***@127.0.0.1\:5000"
+
+
+def test_every_log_record_is_redacted_whoever_logs_it(caplog):
+    import logging
+
+    from fer_exp.tracking.redact import redact_log_records
+
+    redact_log_records()
+    redact_log_records()  # idempotent: one factory, not two stacked
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("urllib3.connectionpool").warning("Retrying %s", "http://bob:hunter2@h:1/?api_key=k")
+        logging.getLogger("HYDRA").info("\t#0 : tracking_uri=http\\://bob\\:hunter2@h\\:1")
+    assert "hunter2" not in caplog.text and "api_key=k" not in caplog.text
+    assert "http://***@h:1/?api_key=***" in caplog.text

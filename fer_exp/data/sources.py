@@ -63,6 +63,12 @@ def load_splits(data: DataConfig) -> Splits:
     for name, table in splits.items():
         if len(table) == 0:
             raise DataError(f"the {name} split is empty after filtering ({splits.dropped})")
+    if len(splits.class_names) < 2:
+        raise DataError(
+            f"a classifier needs at least 2 classes, found {len(splits.class_names)}: "
+            f"{', '.join(splits.class_names) or 'none'} (in {splits.root or data.source}); "
+            "add a folder (or label) per class"
+        )
     missing = [c for c, n in splits.train.counts().items() if n == 0]
     if missing:
         raise DataError(f"classes without training images: {missing}")

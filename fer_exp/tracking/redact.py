@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -75,3 +76,26 @@ def to_yaml(tree: Mapping[str, Any]) -> str:
     epochs: 5
     """
     return OmegaConf.to_yaml(OmegaConf.create(dict(tree)))
+
+
+def redact_log_records() -> None:
+    """Redact every log record this process creates, whoever logs it (Hydra's launcher line
+    with the overrides, urllib3's retry warnings with the URL, MLflow, fer_exp): a record
+    factory sees each record before any handler, file or console does. Idempotent."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "redacts", False):
+        return
+
+    def redacting_factory(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to logging to report
+            return record
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return record
+
+    redacting_factory.redacts = True
+    logging.setLogRecordFactory(redacting_factory)
