@@ -23,6 +23,15 @@ FER2013_TRAIN_COUNTS = {
 SHARED_FER2013 = Path(os.environ.get("FER2013_ROOT", REPO.parent / "shared" / "data" / "fer2013"))
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """Workers for ``-n auto`` (pyproject's addopts): the default suite on up to 4 (each imports
+    TensorFlow once, and its runs are small); the slow tests one at a time, in this process,
+    since each starts servers, sweeps or runs of its own whose time limits assume the machine."""
+    if (config.option.markexpr or "").strip() != "not slow":
+        return 0
+    return min(os.cpu_count() or 1, 4)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def fer_cache(tmp_path_factory) -> Path:
     """Synthetic data is generated once per test session into a private cache."""

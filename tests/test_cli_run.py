@@ -102,9 +102,14 @@ def test_outputs_on_disk_are_real_pictures_and_checkpoints(fast_run):
 
 
 def test_exception_in_a_run_ends_it_failed_with_traceback(tmp_path):
-    proc = run_cli(["debug=fast", "+optimizer.no_such_argument=1"], tmp_path)
-    assert proc.returncode != 0
-    assert "optimizer: cannot build keras.optimizers.Adam" in proc.stderr
+    """In-process: how the CLI prints such an error is tests/test_first_hour.py's."""
+    from fer_exp.config import compose
+    from fer_exp.errors import ConfigError
+    from fer_exp.runs import JobInfo, run
+
+    cfg = compose(["debug=fast", "+optimizer.no_such_argument=1", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+    with pytest.raises(ConfigError, match="optimizer: cannot build keras.optimizers.Adam"):
+        run(cfg, JobInfo(output_dir=tmp_path / "out"))
     client, runs = mlflow_runs(tmp_path / "mlflow.db")
     assert [r.info.status for r in runs] == ["FAILED"]
     paths = artifact_paths(client, runs[0].info.run_id)
@@ -231,3 +236,13 @@ def test_ablation_table_says_what_each_family_adds_over_its_base(tmp_path):
     assert rows["light_mixup"][1:6] == ["15", "60", "62.50 %", "+2.50", "-0.50"]
     assert rows["none"][4:6] == ["+0.00", "-3.00"]
     assert "66.00 %" not in ablation  # the recipe run stays in its own table
+
+
+@pytest.mark.parametrize("command", ["fer_exp.audit", "fer_exp.compare", "fer_exp.ensemble", "fer_exp.sync"])
+def test_every_command_answers_help_without_starting_tensorflow(command, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", command, "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"usage: python -m {command} [-h]"), proc.stdout[:300]
+    assert "| tensorflow\n" not in proc.stderr  # --help must not cost TensorFlow's import

@@ -54,33 +54,18 @@ def test_ensemble_run_holds_members_and_final_metrics(members, monkeypatch):
     assert (tmp / "ens" / "confusion_matrix.png").stat().st_size > 10_000
 
 
-def test_cli_picks_the_top_runs_and_refuses_mixed_data(members):
+def test_cli_picks_the_top_runs_and_refuses_mixed_data(members, monkeypatch, capsys):
+    from fer_exp.cli.ensemble import main
+
     tmp, (a, b) = members
     uri = f"sqlite:///{tmp}/mlflow.db"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fer_exp.ensemble",
-            "--experiment",
-            "fer_exp",
-            "--top",
-            "2",
-            "--tta",
-            "--tracking-uri",
-            uri,
-            "--out",
-            str(tmp / "top"),
-        ],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    monkeypatch.chdir(tmp)  # the command in this process: `python -m fer_exp.ensemble --help` is tested in test_cli_run
+    status = main(["--experiment", "fer_exp", "--top", "2", "--tta", "--tracking-uri", uri, "--out", str(tmp / "top")])
+    out = capsys.readouterr().out
+    assert status == 0, out[-2000:]
     # both accuracies, each saying which it is
-    assert "ensemble of 2 (small_cnn): without TTA: val accuracy" in proc.stdout
-    assert "; with flip TTA: val accuracy" in proc.stdout
+    assert "ensemble of 2 (small_cnn): without TTA: val accuracy" in out
+    assert "; with flip TTA: val accuracy" in out
 
     other = _train(tmp, "c", "data.n_val=300")
     from fer_exp.runs.ensemble import run_ensemble

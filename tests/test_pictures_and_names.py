@@ -204,7 +204,7 @@ def test_the_sweep_parent_names_its_overrides_without_secrets(tmp_path, monkeypa
     started = {}
 
     class _Tracker:
-        run_id = "p1"
+        run_id, experiment_id = "p1", "1"
 
         @classmethod
         def start(cls, uri, experiment, name, tags, journal_dir=None):

@@ -122,14 +122,19 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path):
     assert "Epoch 1/" not in proc.stdout
 
 
-def test_unreachable_server_can_fall_back_to_a_local_store(tmp_path):
+def test_unreachable_server_can_fall_back_to_a_local_store(tmp_path, monkeypatch, caplog):
+    """In-process (the CLI's part, exit codes and messages, is tested above)."""
+    import logging
+
+    from fer_exp.config import compose
+    from fer_exp.runs import JobInfo, run
     from tests.conftest import free_port
 
-    proc = run_cli(
-        ["debug=fast", f"tracking_uri=http://127.0.0.1:{free_port()}", "tracking_fallback=local"], tmp_path, timeout=180
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "logging to sqlite:///" in proc.stdout + proc.stderr
+    monkeypatch.chdir(tmp_path)  # the local store is ./mlflow.db
+    cfg = compose(["debug=fast", f"tracking_uri=http://127.0.0.1:{free_port()}", "tracking_fallback=local"])
+    with caplog.at_level(logging.WARNING):
+        run(cfg, JobInfo(output_dir=tmp_path / "out"))
+    assert "logging to sqlite:///" in caplog.text
     _, runs = mlflow_runs(tmp_path / "mlflow.db")
     assert [r.info.status for r in runs] == ["FINISHED"]
 
@@ -247,13 +252,17 @@ def mlflow_runs_or_none(db: Path):
         return []
 
 
-def test_paths_with_spaces_and_non_ascii_work(tmp_path):
+def test_paths_with_spaces_and_non_ascii_work(tmp_path, monkeypatch):
+    from fer_exp.config import compose
+    from fer_exp.runs import JobInfo, run
+
     work = tmp_path / "my experiments ü"
     work.mkdir()
+    monkeypatch.chdir(work)
     data = _image_folders(tmp_path / "données faciales" / "fer 2013")
     # Hydra's override grammar wants a value with spaces quoted: data.root='/my data/fer 2013'
-    proc = run_cli(["debug=fast", "data=fer2013", f"data.root='{data}'", "batch_size=4"], work)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = compose(["debug=fast", "data=fer2013", f"data.root='{data}'", "batch_size=4", "model.filters=[8]"])
+    run(cfg, JobInfo(output_dir=work / "outputs" / "run ü"))
     _, runs = mlflow_runs(work / "mlflow.db")
     assert runs[0].info.status == "FINISHED" and runs[0].data.params["data.root"] == str(data)
 

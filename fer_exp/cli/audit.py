@@ -23,7 +23,7 @@ from fer_exp.data.sources import load_splits
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fer_exp.audit [overrides] [--out DIR] [--per-class N]``; returns the exit status."""
-    p = parser(__doc__)
+    p = parser(__doc__, "audit")
     p.add_argument("overrides", nargs="*", help="config overrides, as for python -m fer_exp")
     p.add_argument("--out", type=Path, default=Path("audit"), help="where audit.json and the PNG go")
     p.add_argument("--per-class", type=int, default=8, help="images per class in class_samples.png")

@@ -14,9 +14,16 @@ from fer_exp.errors import UserError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def parser(doc: str | None) -> argparse.ArgumentParser:
-    """An argument parser whose ``--help`` starts with the command module's docstring."""
-    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(doc: str | None, command: str | None = None) -> argparse.ArgumentParser:
+    """An argument parser whose ``--help`` starts with the command module's docstring, and whose
+    usage line names the command as it is typed (``python -m fer_exp.<command>``), not the
+    file argparse would see.
+
+    >>> print(parser("Compare runs.", "compare").format_usage(), end="")
+    usage: python -m fer_exp.compare [-h]
+    """
+    prog = f"python -m fer_exp.{command}" if command else None
+    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def run_command(body: Callable[[], int | None]) -> int:

@@ -22,7 +22,7 @@ from fer_exp.tracking.store import default_tracking_uri, log_files, open_client
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fer_exp.compare [--sweep ID | --experiment NAME] ...``; returns the exit status."""
-    p = parser(__doc__)
+    p = parser(__doc__, "compare")
     p.add_argument("--tracking-uri", default=default_tracking_uri())
     p.add_argument("--experiment", default=None, help="compare every finished run of this experiment")
     p.add_argument("--sweep", default=None, help="a sweep's parent run id (default: the latest sweep)")

@@ -21,7 +21,7 @@ from fer_exp.tracking.store import default_tracking_uri, open_client
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fer_exp.ensemble RUN_ID ... | --experiment NAME --top N``; returns the exit status."""
-    p = parser(__doc__)
+    p = parser(__doc__, "ensemble")
     p.add_argument("run_ids", nargs="*", help="MLflow run ids of finished runs")
     p.add_argument(
         "--experiment",

@@ -20,7 +20,7 @@ from fer_exp.tracking.sync import find_journals, sync_journal
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fer_exp.sync PATH [PATH ...] [--tracking-uri URI]``; exit 1 while records are left."""
-    p = parser(__doc__)
+    p = parser(__doc__, "sync")
     p.add_argument("paths", nargs="+", type=Path, help="run folders, or folders to search below")
     p.add_argument("--tracking-uri", help="deliver to this store instead of the run's own")
     args = p.parse_args(argv)

@@ -69,6 +69,7 @@ class MlflowSweepCallback(Callback):
             "parent_run_id": tracker.run_id,
             "tracking_uri": tracking_uri,
             "experiment": experiment,
+            "experiment_id": tracker.experiment_id,
             "sweep_dir": str(sweep_dir.resolve()),
             "started": time.time(),
             "metric": OmegaConf.select(config, "optimized_metric") or "best_val_accuracy",
@@ -129,10 +130,9 @@ def finalize(info: dict[str, Any]) -> int:
         except Exception:  # a report problem must not hide the sweep's status
             log.exception("could not build the sweep comparison")
     client.set_terminated(parent, status="FAILED" if failed or not children else "FINISHED")
-    table = redact_text(runs_table_url(info["tracking_uri"], client.get_run(parent).info.experiment_id))
-    print(
-        f"  MLflow parent run {parent}; comparison in {Path(info['sweep_dir']) / 'comparison'}\n"
-        f"  runs table (expand the parent for its jobs): {table}\n",
-        flush=True,
-    )
+    where = f"  MLflow parent run {parent}; comparison in {Path(info['sweep_dir']) / 'comparison'}\n"
+    if info.get("experiment_id") is not None:  # the link opens the runs table, not MLflow 3's GenAI pages
+        table = redact_text(runs_table_url(info["tracking_uri"], info["experiment_id"]))
+        where += f"  runs table (expand the parent for its jobs): {table}\n"
+    print(where, flush=True)
     return len(failed)
