@@ -57,7 +57,11 @@ def test_fer2013_csv_source(fer_csv):
     "corrupt,message",
     [
         (lambda df: df.assign(pixels=df["pixels"].where(df.index != 3, "1 2 3")), "row 5: expected 2304 pixel values"),
-        (lambda df: df.assign(emotion=df["emotion"].where(df.index != 7, 9)), "row 9: emotion 9 is not an index"),
+        (lambda df: df.assign(emotion=df["emotion"].where(df.index != 7, 9)), "row 9: emotion 9 is not a class index"),
+        (
+            lambda df: df.assign(emotion=df["emotion"].astype(object).where(df.index != 4, "happy")),
+            "row 6: emotion 'happy' is not a class index (0=angry, 1=disgust, 2=fear, 3=happy",
+        ),
         (lambda df: df.drop(columns=["Usage"]), "missing column(s) ['Usage']"),
         (lambda df: df.assign(pixels=df["pixels"].where(df.index != 2, "a b")), "row 4: pixels must be"),
     ],

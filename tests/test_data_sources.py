@@ -126,3 +126,14 @@ def test_one_class_is_an_error_before_any_run(tmp_path):
     cfg = compose(["data=fer2013", f"data.root={root}", f"data.cache_dir={tmp_path / 'c'}"])
     with pytest.raises(DataError, match=r"needs at least 2 classes, found 1: angry .*add a folder"):
         load_splits(cfg.data)
+
+
+def test_a_batch_larger_than_the_train_split_is_an_error_before_any_run(tmp_path):
+    from fer_exp.config import compose
+    from fer_exp.errors import ConfigError
+    from fer_exp.runs.steps import load_data
+
+    root = _make_layout(tmp_path, {"train": {"a": 6, "b": 6}, "validation": {"a": 2, "b": 2}})
+    cfg = compose(["data=fer2013", f"data.root={root}", f"data.cache_dir={tmp_path / 'c'}", "batch_size=64"])
+    with pytest.raises(ConfigError, match=r"batch_size=64 is larger than the train split \(12 images\)"):
+        load_data(cfg)

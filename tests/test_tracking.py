@@ -118,3 +118,28 @@ def test_every_log_record_is_redacted_whoever_logs_it(caplog):
         logging.getLogger("HYDRA").info("\t#0 : tracking_uri=http\\://bob\\:hunter2@h\\:1")
     assert "hunter2" not in caplog.text and "api_key=k" not in caplog.text
     assert "http://***@h:1/?api_key=***" in caplog.text
+
+
+def test_an_experiment_named_from_a_secret_is_refused_without_showing_it(monkeypatch):
+    from fer_exp.config import compose
+    from fer_exp.errors import ConfigError
+
+    monkeypatch.setenv("MY_API_TOKEN", "tok3nV4lue")
+    with pytest.raises(ConfigError, match=r"experiment_name=exp-\$\{oc.env:MY_API_TOKEN\} reads a secret") as err:
+        compose(["experiment_name=exp-${oc.env:MY_API_TOKEN}"])
+    assert "tok3nV4lue" not in str(err.value)
+    assert compose(["experiment_name=exp-${oc.env:HOME}"]).experiment_name.startswith("exp-/")  # not a secret
+
+
+def test_the_store_lock_lives_in_the_cache_not_in_tmp(tmp_path, fer_cache):
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    from fer_exp.tracking.store import open_client
+
+    db = tmp_path / "mlflow.db"
+    open_client(f"sqlite:///{db}")
+    digest = hashlib.sha1(str(db.resolve()).encode()).hexdigest()[:16]
+    assert (fer_cache / "locks" / f"mlflow-{digest}.lock").exists()
+    assert not (Path(tempfile.gettempdir()) / f"fer_exp-mlflow-{digest}.lock").exists()

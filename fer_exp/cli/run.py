@@ -163,8 +163,18 @@ def run_job(cfg: DictConfig) -> float:
     _sigterm_interrupts()
     hc = HydraConfig.get()
     run_cfg = _share_cores(run_cfg, hc)
-    result = run(run_cfg, job_info(cfg, hc))
+    job = job_info(cfg, hc)
+    if job.secret_keys or redact_text(" ".join(job.overrides)) != " ".join(job.overrides):
+        keep_private(Path(hc.runtime.output_dir) / ".hydra")
+    result = run(run_cfg, job)
     return result.metrics[run_cfg.optimized_metric]
+
+
+def keep_private(folder: Path) -> None:
+    """Hydra's copies of the config keep secrets as typed (so that the job can be re-run):
+    readable by their owner only."""
+    for path in folder.glob("*.yaml"):
+        path.chmod(0o600)
 
 
 def job_info(cfg: DictConfig, hc: DictConfig) -> JobInfo:

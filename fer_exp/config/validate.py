@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from fer_exp.config.schema import RunConfig
 from fer_exp.config.suggest import data_option_of, unknown_key
 from fer_exp.errors import ConfigError
+from fer_exp.tracking.redact import secret_keys
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -28,12 +29,27 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Check every value of a composed config; raise ConfigError listing each problem."""
     if isinstance(cfg, DictConfig):
+        _refuse_public_secrets(cfg)
         cfg = to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
     container = {k: v for k, v in cfg.items() if k != "hydra"}
     try:
         return RunConfig.model_validate(container)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, container)) from None
+
+
+# Keys whose values MLflow shows to everyone who can open the store, and that cannot be masked:
+# an experiment must have a name (a run name from a secret is replaced by its overrides).
+_PUBLIC_KEYS = ("experiment_name",)
+
+
+def _refuse_public_secrets(cfg: DictConfig) -> None:
+    """An experiment named from a secret variable would publish the secret."""
+    for key in sorted(set(_PUBLIC_KEYS) & secret_keys(cfg)):
+        raise ConfigError(
+            f"{key}={cfg._get_node(key)._value()} reads a secret environment variable: MLflow shows "
+            f"{key} to everyone who can open the store; name it without the secret"
+        )
 
 
 def format_validation_error(exc: ValidationError, container: dict[str, Any]) -> str:

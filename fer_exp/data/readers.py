@@ -148,19 +148,32 @@ def _read_dataframe(data: DataFrameData) -> tuple[Tables, Path]:
     return tables, path
 
 
+def _emotion_indices(column, names: list[str], path: Path) -> np.ndarray:
+    """The ``emotion`` column as class indices into ``names``; a row that holds anything else
+    (a word, a blank, an index out of range) is named with the labels that are allowed."""
+    import pandas as pd
+
+    values = pd.to_numeric(column, errors="coerce")
+    bad = np.flatnonzero(~values.isin(range(len(names))).to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        found = column.iloc[row]
+        found = found.item() if hasattr(found, "item") else found  # numpy scalars print as np.int64(9)
+        allowed = ", ".join(f"{i}={name}" for i, name in enumerate(names))
+        raise DataError(
+            f"{path} row {row + 2}: emotion {found!r} is not a class index ({allowed}); "
+            f"{len(bad)} such row(s). Fix the rows, or set data.emotion_names to the names the "
+            "file's indices stand for"
+        )
+    return values.to_numpy().astype(np.int64)
+
+
 @reader("fer2013_csv")
 def _read_fer2013_csv(data: Fer2013CsvData) -> tuple[Tables, Path]:
     path = Path(data.path).expanduser()
     df = _read_table(path)
     _require_columns(df, path, ["emotion", "pixels", data.split_col])
-    emotion = df["emotion"].to_numpy()
-    k = len(data.emotion_names)
-    bad = np.flatnonzero(~np.isin(emotion, np.arange(k)))
-    if len(bad):
-        raise DataError(
-            f"{path} row {bad[0] + 2}: emotion {emotion[bad[0]].item()!r} is not an index 0..{k - 1} "
-            f"of data.emotion_names ({len(bad)} such rows)"
-        )
+    emotion = _emotion_indices(df["emotion"], data.emotion_names, path)
     images = np.empty((len(df), 48, 48), dtype=np.uint8)
     for i, text in enumerate(df["pixels"].astype(str)):
         try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from fer_exp.errors import UserError
+from fer_exp.paths import cache_root
 from fer_exp.tracking.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -164,4 +164,8 @@ def _store_init_lock(tracking_uri: str):
 
     db = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
     digest = hashlib.sha1(str(db).encode()).hexdigest()[:16]
-    return FileLock(Path(tempfile.gettempdir()) / f"fer_exp-mlflow-{digest}.lock", timeout=300)
+    # under fer_exp's cache, one small file per store, reused by every run (removing a lock file
+    # that another process may be about to take is the race a lock exists to prevent)
+    locks = cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(locks / f"mlflow-{digest}.lock", timeout=300)
