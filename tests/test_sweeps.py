@@ -196,8 +196,8 @@ def test_sweep_logs_to_a_tracking_server_over_http_without_leaking_credentials(t
     leaks = [m.group(0) for text in seen for m in re.finditer(r".{0,120}(?:s3cr3t|tok3nV4lue).{0,40}", text)]
     assert not leaks, "\n".join(leaks)
     # Hydra's own copies keep the URI as typed, so that a job can be re-run: its owner's only
-    copies = list(tmp_path.glob("multirun/*/*/*/.hydra/*.yaml"))
-    assert len(copies) == 6 and all(p.stat().st_mode & 0o077 == 0 for p in copies), copies
+    copies = list(tmp_path.glob("multirun/*/*/*/.hydra/*.yaml")) + list(tmp_path.glob("multirun/*/*/*/run.json"))
+    assert len(copies) == 8 and all(p.stat().st_mode & 0o077 == 0 for p in copies), copies
     assert not (tmp_path / "mlflow.db").exists()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fer_exp.config import RunConfig
 from fer_exp.data.sources import Splits
-from fer_exp.runs.folder import RunFolder
+from fer_exp.runs.folder import RunFolder, Stage
 from fer_exp.tracking import Tracker
 from fer_exp.tracking.redact import redact_text
 
@@ -87,10 +87,12 @@ def run_name(cfg: RunConfig, job: JobInfo) -> str:
 
 @dataclass(frozen=True)
 class Start:
-    """Where training starts: epoch 0 with a new model, or the last checkpoint of an
-    interrupted run (its ``state.json``: epochs done, history, callback counters, time)."""
+    """Where the run starts: epoch 0 with a new model, or where an interrupted run stopped:
+    its last checkpoint (``state.json``: epochs done, history, callback counters, time) and
+    the stage it completed (:class:`~fer_exp.runs.folder.Stage`)."""
 
     state: dict[str, Any] | None = None
+    stage: Stage = Stage.TRAINING
 
     @property
     def fresh(self) -> bool:
@@ -114,7 +116,7 @@ class RunContext:
 
     cfg: RunConfig
     job: JobInfo
-    splits: Splits
+    splits: Splits | None  # None when a resumed run has nothing left that reads the data
     folder: RunFolder
     tracker: Tracker
     start: Start = Start()

@@ -7,10 +7,11 @@ import json
 import logging
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
-from fer_exp import __version__
+from fer_exp import __version__, faults
 from fer_exp.analysis.evaluate import Evaluation, evaluate, leak_free, predict
 from fer_exp.analysis.plots import confusion_matrix_png, image_grid_png, learning_curves_png
 from fer_exp.config import RunConfig
@@ -20,10 +21,10 @@ from fer_exp.data.inputs import InputData
 from fer_exp.data.sources import Splits, load_splits
 from fer_exp.errors import ConfigError
 from fer_exp.runs.context import JobInfo, RunContext, RunResult
+from fer_exp.runs.folder import FINAL_METRICS, Stage
 from fer_exp.tracking import Tracker, flatten
 from fer_exp.tracking.redact import redact_text, redact_tree, to_yaml
 from fer_exp.tracking.store import runs_table_url
-from fer_exp.tracking.tracker import git_commit
 from fer_exp.training.hardware import cpu_name
 
 log = logging.getLogger("fer_exp")
@@ -32,6 +33,7 @@ log = logging.getLogger("fer_exp")
 def load_data(cfg: RunConfig) -> Splits:
     """The splits, checked against the config (before any MLflow run exists)."""
     splits = load_splits(cfg.data)
+    faults.point("data_load")
     log.info(
         "data: %s train / %s validation%s images in %d classes from %s",
         len(splits.train),
@@ -71,6 +73,17 @@ def run_tags(job: JobInfo, out: Path) -> dict[str, str]:
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
+
+
+def git_commit() -> str | None:
+    """The commit of the fer_exp checkout in use, if it is a git work tree."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def log_config(ctx: RunContext) -> None:
@@ -146,6 +159,7 @@ def final_metrics(
     ctx: RunContext, model, inputs: InputData, history: dict, train_time: float
 ) -> tuple[Evaluation, dict[str, float]]:
     """Evaluate the best weights on validation (and test): the run's final metrics, reports and plots."""
+    faults.point("final_evaluation")
     cfg, folder = ctx.cfg, ctx.folder
     n_batches = inputs.val_steps(cfg.limit_val_batches)
     extra: dict[str, float] = {}
@@ -179,7 +193,7 @@ def final_metrics(
         **extra,
     }
     (folder.reports / "classification_report.txt").write_text(ev.report_text)
-    (folder.reports / "metrics.json").write_text(json.dumps(final, indent=2))
+    (folder.reports / FINAL_METRICS).write_text(json.dumps(final, indent=2))
     title = f"{cfg.model.name} — val accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}"
     confusion_matrix_png(ev.confusion, inputs.class_names, folder.plots / "confusion_matrix.png", title)
     learning_curves_png(history, folder.plots / "learning_curves.png", f"{cfg.model.name} learning curves")
@@ -187,12 +201,22 @@ def final_metrics(
     return ev, final
 
 
-def log_results(ctx: RunContext, final: dict[str, float]) -> None:
-    """The final metrics, the plots, the reports and the best model, to MLflow."""
-    ctx.tracker.log_metrics(final)
-    ctx.tracker.log_artifact(ctx.folder.plots, "plots")
-    ctx.tracker.log_artifact(ctx.folder.reports, "reports")
-    ctx.tracker.log_artifact(ctx.folder.checkpoints / "best.keras", "model")
+def log_final_metrics(ctx: RunContext, final: dict[str, float]) -> None:
+    """The final metrics, to MLflow (once: an evaluation repeated after an interrupt adds none),
+    and the run folder records the run as evaluated."""
+    ctx.tracker.log_metrics_once({0: final})
+    ctx.folder.record_stage(Stage.EVALUATED)
+
+
+def upload_results(ctx: RunContext) -> None:
+    """The plots, the reports and the best model, to MLflow: each one the run folder does not
+    record as uploaded yet (a resumed run sends only what its interrupted upload missed)."""
+    done = ctx.folder.uploaded()
+    for name, path in ctx.folder.results().items():
+        if name not in done:
+            ctx.tracker.log_artifact(path, name)
+            ctx.folder.record_upload(name)
+            faults.point("artifact_upload")
 
 
 def log_derived_params(tracker: Tracker, splits: Splits, weights, param_count: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,22 @@ class Journal:
         if not self.path.exists():
             return []
         return [line for line in self.path.read_text().splitlines() if line.strip()]
+
+    def replay(self, deliver: Callable[[dict[str, Any]], None], transient: Callable[[BaseException], bool]) -> int:
+        """Deliver the calls oldest first; returns how many are left. The first call that fails
+        ``transient``-ly and those after it stay; any other failure is raised, but the calls
+        delivered before it leave the journal first (replayed again, they would be logged twice)."""
+        records = self.records()
+        for done, record in enumerate(records):
+            try:
+                deliver(dict(record))
+            except Exception as exc:
+                self.keep(records[done:])
+                if not transient(exc):
+                    raise
+                return len(records) - done
+        self.keep([])
+        return 0
 
     def keep(self, records: list[dict[str, Any]]) -> None:
         """Replace the journal by ``records`` (the ones a replay could not deliver), atomically;

@@ -7,7 +7,9 @@ explicit run id, so nothing depends on MLflow's global "active run".
 When the tracking server goes away mid-run, training goes on: every call that cannot be
 delivered is appended to the run's :class:`~fer_exp.tracking.journal.Journal` and replayed, in
 order, as soon as the server answers again (tried at most every ``RETRY_SECONDS``), at the end
-of the run, or by ``python -m fer_exp.sync <run dir>``.
+of the run, or by ``python -m fer_exp.sync <run dir>``; new calls queue behind journaled ones.
+Which metric steps a run already has is decided in one place, the store, as each call of
+:meth:`Tracker.log_metrics_once` is delivered: after everything journaled before it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import tempfile
 import time
 import traceback
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fer_exp.errors import UserError
 from fer_exp.tracking.journal import Journal
 from fer_exp.tracking.redact import redact_text
 from fer_exp.tracking.store import get_or_create_experiment, is_transient, open_client, unreachable
@@ -55,23 +57,12 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def git_commit() -> str | None:
-    """The commit of the fer_exp checkout in use, if it is a git work tree."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 class Tracker:
     """Logs to one MLflow run; keeps undeliverable calls in a journal while the store is away.
 
     Args:
         client: an ``MlflowClient`` (or anything with its ``log_batch``, ``log_artifact(s)``,
-            ``set_terminated`` and ``get_metric_history``).
+            ``set_terminated``, ``update_run``, ``get_run`` and ``get_metric_history``).
         run_id: the MLflow run every call goes to.
         uri: the tracking URI, for messages (redacted when printed).
         journal_dir: where undeliverable calls are kept (the run's output folder); without
@@ -86,19 +77,15 @@ class Tracker:
         self.uri = uri
         self.experiment_id = experiment_id
         self.journal = Journal(journal_dir) if journal_dir else None
-        self._offline = False
+        self.status: str | None = None  # the run's MLflow status when reopened (None: unknown)
+        self._offline = self.pending() > 0  # new calls queue behind the journaled ones
         self._last_attempt = 0.0
 
     # ---------------------------------------------------------------- lifecycle
 
     @classmethod
     def start(
-        cls,
-        tracking_uri: str,
-        experiment_name: str,
-        run_name: str | None,
-        tags: dict[str, str],
-        journal_dir: Path | None = None,
+        cls, tracking_uri: str, experiment_name: str, run_name: str | None, tags: dict[str, str], journal_dir=None
     ) -> Tracker:
         """Create a new run (and its experiment if needed); an unreachable store is a UserError."""
         from mlflow.tracking.context.registry import resolve_tags
@@ -114,12 +101,25 @@ class Tracker:
         return cls(client, run.info.run_id, tracking_uri, journal_dir, experiment_id)
 
     @classmethod
-    def attach(cls, tracking_uri: str, run_id: str, journal_dir: Path | None = None) -> Tracker:
-        """Reopen an existing run (resume): it is RUNNING again until it ends."""
-        client = open_client(tracking_uri)
-        experiment_id = client.get_run(run_id).info.experiment_id
-        client.update_run(run_id, status="RUNNING")
-        return cls(client, run_id, tracking_uri, journal_dir, experiment_id)
+    def open(cls, tracking_uri: str, run_id: str, journal_dir: Path | None = None) -> Tracker:
+        """An existing run (resume), its journal replayed first, its :attr:`status` read, not
+        changed; while the store is unreachable the status is None and every call is journaled."""
+        tracker = cls(open_client(tracking_uri), run_id, tracking_uri, journal_dir)
+        tracker.flush(force=True)
+        try:
+            info = tracker._client.get_run(run_id).info
+        except Exception as exc:
+            if not (is_transient(exc) and tracker.journal):
+                why = redact_text(str(exc)).splitlines()[0][:300]
+                raise UserError(f"MLflow run {run_id} cannot be opened at {redact_text(tracking_uri)}: {why}") from None
+            tracker._go_offline(exc)
+            return tracker
+        tracker.experiment_id, tracker.status = info.experiment_id, info.status
+        return tracker
+
+    def reopen(self) -> None:
+        """Mark the run RUNNING again (resume), until it ends."""
+        self._send("set_status", status="RUNNING")
 
     # ---------------------------------------------------------------- logging API
 
@@ -131,10 +131,18 @@ class Tracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log metrics at ``step`` (0 when None), in batches MLflow accepts."""
+        self._send_metrics("log_batch", {step or 0: metrics})
+
+    def log_metrics_once(self, by_step: Mapping[int, Mapping[str, float]]) -> None:
+        """Log ``{step: {metric: value}}`` but the (metric, step) pairs the run holds when the call
+        is delivered, in the store or journaled before it: a resume's back-fill, final metrics."""
+        self._send_metrics("log_batch_once", by_step)
+
+    def _send_metrics(self, op: str, by_step: Mapping[int, Mapping[str, float]]) -> None:
         now = int(time.time() * 1000)
-        items = [[k, float(v), now, step or 0] for k, v in metrics.items()]
+        items = [[k, float(v), now, step] for step, metrics in by_step.items() for k, v in metrics.items()]
         for i in range(0, len(items), MAX_METRICS_PER_BATCH):
-            self._send("log_batch", metrics=items[i : i + MAX_METRICS_PER_BATCH])
+            self._send(op, metrics=items[i : i + MAX_METRICS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags (values as strings)."""
@@ -157,10 +165,6 @@ class Tracker:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         self.log_artifact(target, str(Path(artifact_file).parent) if "/" in artifact_file else None)
-
-    def logged_steps(self, metric: str) -> set[int]:
-        """The steps at which the store already holds ``metric`` (for a resume's back-fill)."""
-        return {m.step for m in self._client.get_metric_history(self.run_id, metric)}
 
     def end(self, status: str) -> None:
         """Set the run's final status; what could not be delivered stays for ``fer_exp.sync``."""
@@ -192,17 +196,10 @@ class Tracker:
         if not force and now - self._last_attempt < RETRY_SECONDS:
             return False  # read the journal only when a replay is due
         self._last_attempt = now
-        records = self.journal.records()
-        for done, record in enumerate(records):
-            try:
-                self._call(record["op"], {k: v for k, v in record.items() if k != "op"})
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.journal.keep(records[done:])
-                return False
-        self.journal.keep([])
-        log.info("MLflow is back: delivered %d journaled records of run %s", len(records), self.run_id)
+        count = self.pending()
+        if self.journal.replay(lambda record: self._call(record.pop("op"), record), is_transient):
+            return False
+        log.info("MLflow is back: delivered %d journaled records of run %s", count, self.run_id)
         self._offline = False
         return True
 
@@ -215,13 +212,15 @@ class Tracker:
         except Exception as exc:
             if not (is_transient(exc) and self.journal):
                 raise
-            log.warning(
-                "MLflow unreachable (%s); training goes on, logging to %s until it answers again",
-                redact_text(str(exc)).splitlines()[0][:200],
-                self.journal.path,
-            )
-            self._offline, self._last_attempt = True, time.monotonic()
+            self._go_offline(exc)
             self.journal.append(op, kwargs)
+
+    def _go_offline(self, exc: BaseException) -> None:
+        why = redact_text(str(exc)).splitlines()[0][:200]
+        log.warning(
+            "MLflow unreachable (%s); training goes on, logging to %s until it answers again", why, self.journal.path
+        )
+        self._offline, self._last_attempt = True, time.monotonic()
 
     def _call(self, op: str, kwargs: dict[str, Any]) -> None:
         """One call; a busy sqlite store (concurrent jobs) is retried for a while first."""
@@ -236,6 +235,8 @@ class Tracker:
     def _call_once(self, op: str, kwargs: dict[str, Any]) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
+        if op == "log_batch_once":  # MLflow's log_batch of nothing is no call
+            op, kwargs = "log_batch", {"metrics": self._missing(kwargs["metrics"])}
         if op == "log_batch":
             self._client.log_batch(
                 self.run_id,
@@ -245,8 +246,17 @@ class Tracker:
             )
         elif op == "set_terminated":
             self._client.set_terminated(self.run_id, status=kwargs["status"])
+        elif op == "set_status":
+            self._client.update_run(self.run_id, status=kwargs["status"])
         else:  # log_artifact / log_artifacts
             getattr(self._client, op)(self.run_id, kwargs["local_path"], kwargs.get("artifact_path"))
+
+    def _missing(self, rows: list[list]) -> list[list]:
+        """The metric rows whose (metric, step) the store does not hold yet."""
+        present = set(self._client.get_run(self.run_id).data.metrics)  # the keys logged at all
+        history = self._client.get_metric_history
+        held = {key: {m.step for m in history(self.run_id, key)} for key in {row[0] for row in rows} & present}
+        return [row for row in rows if row[3] not in held.get(row[0], ())]
 
 
 @contextmanager

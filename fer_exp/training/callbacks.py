@@ -5,7 +5,9 @@ After every epoch, :class:`Checkpointer` writes ``last-<epoch>.keras`` (model + 
 ``best.keras`` when the monitored value improved, and then ``state.json`` — each written to a
 temporary file and renamed, so an interrupt or ``kill -9`` at any moment leaves the previous
 complete epoch intact. ``state.json`` is the commit point: it names the last checkpoint and
-holds the history and every callback's counters, which is all a resumed run needs.
+holds the history and every callback's counters, which is all a resumed run needs, and it says
+whether training ended with that epoch (all epochs, early stopping, the time budget), so that a
+resume never trains a run further than it would have gone (:func:`fer_exp.runs.folder.training_ended`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import keras
 import numpy as np
 from typing_extensions import override
 
+from fer_exp import faults
 from fer_exp.training.keras_objects import BudgetFittedSchedule
 
 STATE_FILE = "state.json"
@@ -39,12 +42,6 @@ def atomic_save_model(model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # Keras wants the .keras suffix
     model.save(tmp)
     os.replace(tmp, path)
-
-
-def read_state(checkpoint_dir: Path) -> dict[str, Any] | None:
-    """The last committed epoch's ``state.json``, or None before the first epoch ended."""
-    path = checkpoint_dir / STATE_FILE
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def current_learning_rate(model) -> float:
@@ -147,6 +144,8 @@ class Checkpointer(keras.callbacks.Callback):
             atomic_save_model(self.model, self.directory / "best.keras")
         state = {
             "epochs_done": epoch + 1,
+            # the callbacks before this one (early stopping, time budget) have decided by now
+            "training_ended": bool(self.model.stop_training) or epoch + 1 >= self.params["epochs"],
             "last_checkpoint": last.name,
             "best": self.best,
             "best_epoch": self.best_epoch,
@@ -158,6 +157,7 @@ class Checkpointer(keras.callbacks.Callback):
             **self.extra_state,
         }
         atomic_write_text(self.directory / STATE_FILE, json.dumps(state, indent=1))
+        faults.point("checkpoint_write")  # the epoch is committed; MLflow has not heard of it yet
         for old in self.directory.glob("last-*.keras"):  # only after state.json moved on
             if old.name != last.name:
                 old.unlink(missing_ok=True)
@@ -172,7 +172,12 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
 
     @override
     def on_epoch_begin(self, epoch, logs=None):
+        faults.point("epoch_start")
         self._start = time.perf_counter()
+
+    @override
+    def on_train_batch_end(self, batch, logs=None):
+        faults.point("mid_epoch")  # fault-injection tests (fer_exp.faults); a dict lookup otherwise
 
     @override
     def on_epoch_end(self, epoch, logs=None):
