@@ -143,3 +143,38 @@ def test_the_store_lock_lives_in_the_cache_not_in_tmp(tmp_path, fer_cache):
     digest = hashlib.sha1(str(db.resolve()).encode()).hexdigest()[:16]
     assert (fer_cache / "locks" / f"mlflow-{digest}.lock").exists()
     assert not (Path(tempfile.gettempdir()) / f"fer_exp-mlflow-{digest}.lock").exists()
+
+
+def test_what_others_print_is_redacted_too(monkeypatch):
+    import io
+    import sys
+
+    from fer_exp.tracking.redact import redact_streams
+
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    redact_streams()
+    redact_streams()  # idempotent: one wrapper
+    sys.stderr.write("Error executing job with overrides: ['tracking_uri=http://bob:hunter2@h:1']\n")
+    assert out.getvalue() == "Error executing job with overrides: ['tracking_uri=http://***@h:1']\n"
+    assert not sys.stderr.isatty()  # otherwise the stream it wraps
+
+
+def test_a_failed_sweep_job_prints_no_secret(tmp_path):
+    """Hydra writes the failed job's overrides and the error straight to stderr."""
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    uri = f"http://bob:hunter2PW@127.0.0.1:{free_port()}/?api_key=supersecretQ"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_exp", "-m", f"tracking_uri='{uri}'", "debug=fast"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and "Error executing job with overrides" in proc.stderr
+    printed = proc.stdout + proc.stderr + "".join(p.read_text() for p in tmp_path.rglob("*.log"))
+    assert "hunter2PW" not in printed and "supersecretQ" not in printed

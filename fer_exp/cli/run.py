@@ -33,7 +33,7 @@ from fer_exp.paths import cache_root
 from fer_exp.runs import JobInfo, run
 from fer_exp.runs.folder import CLAIM, locate_run
 from fer_exp.runs.sweep import finalize_open_sweeps, read_sweep
-from fer_exp.tracking.redact import redact_log_records, redact_text, secret_keys
+from fer_exp.tracking.redact import redact_log_records, redact_streams, redact_text, secret_keys
 from fer_exp.training.setup import quiet_tensorflow
 
 # The user's problem that ended a single run (Hydra's run mode), printed once Hydra has returned.
@@ -57,6 +57,7 @@ def cli() -> None:
     """Entry point: check the command line, run the Hydra app, then close any sweep it opened
     — also when a job failed and Hydra is exiting non-zero (its on_multirun_end is skipped then)."""
     redact_log_records()
+    redact_streams()
     message = preflight(sys.argv[1:])
     if message:
         _fail(message)
@@ -158,6 +159,7 @@ def run_job(cfg: DictConfig) -> float:
     """Validate Hydra's config, describe the job (:class:`~fer_exp.runs.JobInfo`), run it, and
     return its ``optimized_metric``."""
     redact_log_records()  # again: a launcher's worker process starts here, not in cli()
+    redact_streams()
     run_cfg = validate(cfg)  # before TensorFlow is imported, so a bad value fails at once
     quiet_tensorflow(run_cfg.verbose)  # before TensorFlow is imported: its start-up lines
     _sigterm_interrupts()

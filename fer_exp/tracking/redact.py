@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,3 +100,30 @@ def redact_log_records() -> None:
 
     redacting_factory.redacts = True
     logging.setLogRecordFactory(redacting_factory)
+
+
+class _RedactingStream:
+    """A text stream that redacts what is written to it, and is the wrapped stream otherwise."""
+
+    redacts = True
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text`` with its credentials masked (see :func:`redact_text`)."""
+        self._stream.write(redact_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def redact_streams() -> None:
+    """Redact everything this process prints through ``sys.stdout`` and ``sys.stderr`` — also
+    what others print there: Hydra's "Error executing job with overrides: [...]" line, an
+    exception's message. Idempotent."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not getattr(stream, "redacts", False):
+            setattr(sys, name, _RedactingStream(stream))
