@@ -463,3 +463,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_one_message(tmp_path):
+    import keras
+
+    from fer_exp.errors import UserError
+    from fer_exp.training.fit import load_checkpoint
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Dense(2)])
+    model.save(tmp_path / "best.keras")
+    with pytest.raises(UserError, match=r"best.keras holds code that loading would run \(a Lambda layer\)"):
+        load_checkpoint(tmp_path / "best.keras")
