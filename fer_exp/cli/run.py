@@ -31,6 +31,7 @@ from fer_exp.config.compose import CONFIG_NAME, compose_jobs
 from fer_exp.errors import ConfigError, UserError
 from fer_exp.paths import cache_root
 from fer_exp.runs import JobInfo, run
+from fer_exp.runs.context import redacted_overrides
 from fer_exp.runs.folder import CLAIM, locate_run
 from fer_exp.runs.sweep import finalize_open_sweeps, read_sweep
 from fer_exp.tracking.redact import redact_log_records, redact_streams, redact_text, secret_keys
@@ -183,6 +184,10 @@ def job_info(cfg: DictConfig, hc: DictConfig) -> JobInfo:
     """How Hydra launched this job: its folder, overrides, sweep membership and presets."""
     output_dir = Path(hc.runtime.output_dir)
     is_sweep = hc.mode.name == "MULTIRUN"
+    keys = frozenset(secret_keys(cfg))
+    # as typed: iterating Hydra's list would resolve ${oc.env:...} into the secret itself
+    task = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
+    hydra_overrides = [str(o) for o in OmegaConf.to_container(hc.overrides.hydra, resolve=False)]
     log_file = output_dir / f"{hc.job.name}.log"
     hydra_summary = {
         "mode": hc.mode.name,
@@ -192,7 +197,7 @@ def job_info(cfg: DictConfig, hc: DictConfig) -> JobInfo:
             "output_dir": hc.runtime.output_dir,
             "choices": OmegaConf.to_container(hc.runtime.choices),
         },
-        "overrides": {"task": list(hc.overrides.task), "hydra": list(hc.overrides.hydra)},
+        "overrides": {"task": redacted_overrides(task, keys), "hydra": redacted_overrides(hydra_overrides, keys)},
         "sweeper": hc.sweeper._target_,
         "launcher": hc.launcher._target_,
     }
@@ -202,12 +207,12 @@ def job_info(cfg: DictConfig, hc: DictConfig) -> JobInfo:
         extra_tags = {"mlflow.parentRunId": sweep["parent_run_id"], "fer_exp.sweep_id": sweep["parent_run_id"]}
     return JobInfo(
         output_dir=output_dir,
-        overrides=tuple(hc.overrides.task),
+        overrides=tuple(task),
         job_num=hc.job.num if is_sweep else None,
         sweep_dir=str(Path(hc.sweep.dir).resolve()) if is_sweep else None,
         log_file=log_file if log_file.exists() else None,
         hydra_yaml=redact_text(OmegaConf.to_yaml(hydra_summary)),
-        secret_keys=frozenset(secret_keys(cfg)),
+        secret_keys=keys,
         extra_tags=extra_tags,
         choices={
             k: str(v)
