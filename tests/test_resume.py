@@ -5,12 +5,8 @@ in-memory store; the end-to-end reproductions (real processes, signals, a server
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import socket
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,7 +19,7 @@ from fer_exp.runs import JobInfo, recipe, run
 from fer_exp.runs.folder import RunFolder, Stage
 from fer_exp.tracking import tracker as tracker_module
 from fer_exp.tracking.journal import Journal
-from tests.conftest import MlflowServer, artifact_paths, free_port, mlflow_runs, run_cli, start_run, wait_for_line
+from tests.conftest import artifact_paths, mlflow_runs, run_cli, start_run, wait_for_line
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 
@@ -325,100 +321,6 @@ def test_sigterm_in_the_final_evaluation_then_resume_finishes_the_run(tmp_path):
     assert again.returncode != 0
     assert f"run {run_id} in " in again.stderr
     assert "is finished (MLflow status FINISHED): nothing to resume" in again.stderr
-
-
-class Relay:
-    """A TCP relay in front of the tracking server: :meth:`down` refuses new connections and
-    cuts open ones, as a server that went away would, while the server itself keeps running
-    (starting one takes longer than the rest of the test). Until the server answers, a new
-    connection waits for it, so the run can start while the server does."""
-
-    def __init__(self, target_port: int):
-        self.port, self.target = free_port(), target_port
-        self.open: list[socket.socket] = []
-        self.up()
-
-    def up(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
-
-    def down(self) -> None:
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of _accept: close() alone would not
-        self.listener.close()
-        for conn in self.open:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self.open.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # closed by down()
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, client: socket.socket) -> None:
-        for _ in range(240):  # the server may still be starting
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target))
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            client.close()
-            return
-        self.open += [client, server]
-        for a, b in ((client, server), (server, client)):
-            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-
-@pytest.mark.slow
-def test_server_down_then_kill_9_then_resume_logs_each_epoch_once(tmp_path):
-    """The tracking server goes away from epoch 2, the run is killed -9 in epoch 5, the server
-    comes back, and the resume (by folder) completes the run with every epoch exactly once."""
-    server = MlflowServer(tmp_path / "server")
-    starting = threading.Thread(target=server.start)
-    starting.start()  # meanwhile the run starts, its first call held by the relay until the server answers
-    relay = Relay(server.port)
-    train = ["epochs=5", "limit_train_batches=3", "limit_val_batches=1", "preview_images=0"]
-    train += ["callbacks.early_stopping.enabled=false", f"tracking_uri=http://127.0.0.1:{relay.port}"]
-    proc = start_run(train, tmp_path)
-    try:
-        seen = wait_for_line(proc, "Epoch 2/5")  # epoch 1 reached the server
-        relay.down()
-        wait_for_line(proc, "Epoch 5/5", seen)
-        proc.kill()
-        proc.wait(timeout=30)
-        assert any("training goes on" in line for line in seen), "".join(seen)[-3000:]
-        run_dir = _run_dir(tmp_path)
-        assert (run_dir / "mlflow_journal.jsonl").exists()
-        relay.up()
-        resumed = run_cli([f"resume={run_dir}"], tmp_path)
-        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(server.uri)
-        (run_,) = client.search_runs([client.get_experiment_by_name("fer_exp").experiment_id])
-        assert run_.info.status == "FINISHED"
-        for key in ("loss", "val_loss", "learning_rate"):
-            steps = sorted(m.step for m in client.get_metric_history(run_.info.run_id, key))
-            assert steps == [1, 2, 3, 4, 5], (key, steps)
-        assert not (run_dir / "mlflow_journal.jsonl").exists()
-    finally:
-        proc.kill()
-        starting.join()
-        relay.down()
-        server.stop()
 
 
 def test_a_run_moved_out_of_a_shared_folder_logs_to_its_own_file(tmp_path):
