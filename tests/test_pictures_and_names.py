@@ -174,20 +174,28 @@ def test_a_single_run_is_named_like_a_sweep_job():
     assert run_name(compose(["run_name=tok3nV4lue"]), secret) == "run_name=***"
 
 
-def test_the_run_is_started_under_that_name(tmp_path, monkeypatch):
-    from fer_exp.runs import recipe
-
-    started = {}
+def _recording_tracker(started: dict):
+    """A Tracker stand-in whose ``start`` records the run name and tags it was given."""
 
     class _Tracker:
-        run_id, uri = "r1", "sqlite:///unused"
+        run_id, uri, experiment_id = "p1", "sqlite:///unused", "1"
 
         @classmethod
         def start(cls, uri, experiment, name, tags, journal_dir=None):
             started.update(name=name, tags=tags)
             return cls()
 
-    monkeypatch.setattr(recipe, "Tracker", _Tracker)
+        def set_tags(self, tags):
+            pass
+
+    return _Tracker
+
+
+def test_the_run_is_started_under_that_name(tmp_path, monkeypatch):
+    from fer_exp.runs import recipe
+
+    started = {}
+    monkeypatch.setattr(recipe, "Tracker", _recording_tracker(started))
     recipe._start_tracker(compose(["epochs=3"]), JobInfo(tmp_path, ("epochs=3",)), tmp_path)
     assert started["name"] == "epochs=3" and started["tags"]["overrides"] == "epochs=3"
 
@@ -203,19 +211,8 @@ def test_the_sweep_parent_names_its_overrides_without_secrets(tmp_path, monkeypa
 
     started = {}
 
-    class _Tracker:
-        run_id, experiment_id = "p1", "1"
-
-        @classmethod
-        def start(cls, uri, experiment, name, tags, journal_dir=None):
-            started.update(name=name, tags=tags)
-            return cls()
-
-        def set_tags(self, tags):
-            pass
-
     monkeypatch.setenv("MY_API_TOKEN", "tok3nV4lue")
-    monkeypatch.setattr(sweep, "Tracker", _Tracker)
+    monkeypatch.setattr(sweep, "Tracker", _recording_tracker(started))
     monkeypatch.setattr(sweep, "_open_sweeps", [])
     overrides = ["run_name=${oc.env:MY_API_TOKEN}", "tracking_uri=http://alice:s3cr3t@host:5000", "epochs=2"]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
