@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from fer_exp.config import compose
+from fer_exp.config.compose import compose_jobs
 from fer_exp.errors import ConfigError
 from tests.conftest import REPO, run_cli
 
@@ -202,10 +203,16 @@ def test_every_experiment_config_composes_to_what_its_file_says(experiment, tmp_
         ((group, option),) = default.items()
         assert choices[group.removeprefix("override /")] == option, default
     sweep = spec.pop("hydra", {}).get("sweeper", {}).get("params", {})
+    resolved = OmegaConf.create(tree)
     for key, value in _leaves(spec):
-        found = OmegaConf.select(OmegaConf.create(tree), key)
+        found = OmegaConf.select(resolved, key)
+        if isinstance(value, str) and value.startswith("${"):  # an interpolation: the value of its key
+            value = OmegaConf.select(resolved, value.strip("${}"))
         assert found == value, f"{experiment}: {key} is {found!r}, the file says {value!r}"
     for key, options in sweep.items():
+        if "(" in str(options):  # an Optuna search space (interval, choice, ...): the pre-flight checks it
+            assert compose_jobs([f"experiment={experiment}", *root], multirun=True)
+            continue
         for option in str(options).split(","):
             compose([f"experiment={experiment}", *root, f"{key}={option.strip()}"])
 

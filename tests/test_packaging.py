@@ -50,6 +50,9 @@ def test_wheel_ships_every_module_and_config(tmp_path):
     }
     assert any(name.startswith("fer_exp/conf/model/") for name in expected)  # the configs are in the tree
     assert expected - shipped == set()
+    # the Optuna sweeper's Hydra plugin, in Hydra's namespace package (no hydra_plugins/__init__.py)
+    assert "hydra_plugins/fer_exp_optuna/sweeper.py" in shipped
+    assert "hydra_plugins/__init__.py" not in shipped
 
 
 def test_conf_at_the_top_is_the_package_configs():

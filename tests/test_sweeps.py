@@ -132,7 +132,9 @@ def test_optuna_trials_land_as_runs_and_the_reported_best_is_the_best_run(tmp_pa
     client, runs = mlflow_runs(tmp_path / "mlflow.db", "hparams_search")
     parent, children = _sweep_runs(client, runs)
     assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    assert (tmp_path / "optuna.db").is_file()  # the study persists beside mlflow.db
     for c in children:
+        assert c.data.tags["fer_exp.trial_number"] == c.data.tags["hydra.job_num"]
         p = c.data.params
         assert 1e-4 <= float(p["optimizer.learning_rate"]) <= 1e-2
         assert float(p["augmentation.rotation_range"]) in {0, 5, 10, 15, 20, 25}

@@ -255,25 +255,32 @@ def _plot(client, rows, params, metric, path: Path) -> Path:
     return save(comparison_figure(rows, histories, params, metric), path)
 
 
-def select_runs(client, experiment: str | None = None, sweep: str | None = None) -> tuple[list, str | None]:
+def select_runs(
+    client, experiment: str | None = None, sweep: str | None = None, study: str | None = None
+) -> tuple[list, str | None]:
     """The runs to compare and the sweep parent they belong to (None for a whole experiment):
-    the children of ``sweep``; else every training run of ``experiment``; else the latest sweep."""
+    the children of ``sweep``; else the trials of the Optuna ``study`` (its latest parent run);
+    else every training run of ``experiment``; else the latest sweep."""
     experiments = [client.get_experiment_by_name(experiment)] if experiment else client.search_experiments()
     experiments = [e for e in experiments if e is not None]
     if not experiments:
         raise UserError(f"no experiment {experiment!r} at {redact_text(client.tracking_uri)}")
     ids = [e.experiment_id for e in experiments]
     parent = sweep
-    if parent is None and experiment is None:
+    if parent is None and (study is not None or experiment is None):
+        # a study's parent is reused by every run of its command: the latest update, not start, is the latest sweep
         sweeps = client.search_runs(
-            ids,
-            filter_string="tags.`fer_exp.sweep_role` = 'parent'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
+            ids, filter_string="tags.`fer_exp.sweep_role` = 'parent'", order_by=["attributes.start_time DESC"]
         )
+        if study is not None:
+            studies = sorted({r.data.tags["fer_exp.study"] for r in sweeps if "fer_exp.study" in r.data.tags})
+            sweeps = [r for r in sweeps if r.data.tags.get("fer_exp.study") == study]
+            if not sweeps:
+                known = f"the studies are: {', '.join(studies)}" if studies else "no sweep ran a study"
+                raise UserError(f"no study {study!r} at {redact_text(client.tracking_uri)}: {known}")
         if not sweeps:
             raise UserError("no sweep found: pass --experiment NAME to compare all its runs")
-        parent = sweeps[0].info.run_id
+        parent = max(sweeps, key=lambda r: r.info.end_time or r.info.start_time or 0).info.run_id
     if parent:
         runs = child_runs(client, parent)
     else:

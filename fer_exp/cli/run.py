@@ -27,13 +27,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_exp.cli.common import EXIT_USAGE
 from fer_exp.config import RunConfig, config_dir, validate
-from fer_exp.config.compose import CONFIG_NAME, compose_jobs
+from fer_exp.config.compose import CONFIG_NAME, compose_sweep
 from fer_exp.errors import ConfigError, UserError
 from fer_exp.paths import cache_root
 from fer_exp.runs import JobInfo, run
 from fer_exp.runs.context import redacted_overrides
 from fer_exp.runs.folder import CLAIM, locate_run
 from fer_exp.runs.sweep import finalize_open_sweeps, read_sweep
+from fer_exp.sweeps import trial as trials
+from fer_exp.sweeps.settings import TARGET as OPTUNA_SWEEPER
+from fer_exp.sweeps.settings import check_settings
+from fer_exp.sweeps.space import parse_space
+from fer_exp.sweeps.study import STUDY_TAG, TRIAL_TAG
 from fer_exp.tracking.redact import redact_log_records, redact_streams, redact_text, secret_keys
 from fer_exp.training.setup import quiet_tensorflow
 
@@ -105,14 +110,24 @@ def preflight(argv: Sequence[str]) -> str | None:
     if unknown or no_job or other_configs:
         return None
     try:
-        for _, cfg in compose_jobs(args.overrides, multirun=args.multirun):
+        jobs, sweeper = compose_sweep(args.overrides, multirun=args.multirun)
+        for _, cfg in jobs:
             if cfg.resume and not re.fullmatch(r"[0-9a-f]{32}", cfg.resume):  # a run id: MLflow knows
                 locate_run(cfg.resume, cfg.tracking_uri)
+        if sweeper and sweeper.get("_target_") == OPTUNA_SWEEPER:
+            check_study(sweeper, args.overrides)
     except ConfigError as exc:
         return redact_text(str(exc))
     except Exception:  # a check that cannot run must not stop a run: Hydra and validate() still guard it
         return None
     return None
+
+
+def check_study(settings: dict, overrides: Sequence[str]) -> None:
+    """The Optuna sweeper's own checks (sampler, pruner, objectives, storage reached, the search
+    space parsed), in the launch folder, before any trial or folder: a ConfigError."""
+    check_settings(settings, settings.get("optimized_metric") or "best_val_accuracy", Path.cwd())
+    parse_space(settings.get("params"), [o for o in overrides if not o.startswith(("hydra.", "+hydra.", "~hydra."))])
 
 
 def _leave_home_alone() -> None:
@@ -169,7 +184,14 @@ def run_job(cfg: DictConfig) -> float:
     job = job_info(cfg, hc)
     if job.secret_keys or redact_text(" ".join(job.overrides)) != " ".join(job.overrides):
         keep_private(Path(hc.runtime.output_dir) / ".hydra")
+    active = trials.current()
+    if active is not None:  # an Optuna trial: its run says which trial and what it sampled
+        active.tracking_uri = run_cfg.tracking_uri
+        if not run_cfg.run_name:
+            run_cfg = run_cfg.model_copy(update={"run_name": active.run_name()})
     result = run(run_cfg, job)
+    if active is not None:  # what the worker tells the study
+        active.run_id, active.metrics = result.run_id, dict(result.metrics)
     return result.metrics[run_cfg.optimized_metric]
 
 
@@ -205,6 +227,9 @@ def job_info(cfg: DictConfig, hc: DictConfig) -> JobInfo:
     extra_tags = {}
     if sweep:  # nest under the sweep's parent run (see fer_exp.runs.sweep)
         extra_tags = {"mlflow.parentRunId": sweep["parent_run_id"], "fer_exp.sweep_id": sweep["parent_run_id"]}
+    active = trials.current()
+    if active is not None:  # found again by these when its worker dies (fer_exp.sweeps.study)
+        extra_tags.update({STUDY_TAG: active.study_name, TRIAL_TAG: str(active.number)})
     return JobInfo(
         output_dir=output_dir,
         overrides=tuple(task),
@@ -241,8 +266,12 @@ def _raise_interrupt(signum, frame):
 
 
 def _share_cores(cfg: RunConfig, hc) -> RunConfig:
-    """Jobs running side by side (joblib launcher) split the cores instead of each taking all."""
+    """Jobs running side by side (joblib launcher, the Optuna sweeper's workers) split the
+    cores instead of each taking all."""
     n_jobs = OmegaConf.select(hc, "launcher.n_jobs", default=None) if "Joblib" in hc.launcher._target_ else None
+    if hc.sweeper._target_ == OPTUNA_SWEEPER:  # one worker alone takes every core, as a single run
+        n_jobs = OmegaConf.select(hc, "sweeper.n_jobs", default=None)
+        n_jobs = n_jobs if n_jobs and n_jobs > 1 else None
     if not n_jobs or cfg.threads.intra_op:
         return cfg
     cores = os.cpu_count() or 1

@@ -64,11 +64,20 @@ def compose_jobs(overrides: Sequence[str], multirun: bool = False) -> list[tuple
     With ``multirun`` (``-m``, or an experiment that sets ``hydra.mode: MULTIRUN``), the sweep
     expands as Hydra's basic sweeper expands it: ``hydra.sweeper.params`` first, the command
     line over them, every combination of the swept values. Other sweepers (Optuna) draw their
-    own values: each swept value is checked on its own, an interval by its lower end.
+    own values: each swept value is checked on its own, an interval by its lower end (and its
+    low end must be below its high end).
 
     Raises:
         ConfigError: the first job that does not compose or validate, named by its overrides.
     """
+    return compose_sweep(overrides, multirun)[0]
+
+
+def compose_sweep(
+    overrides: Sequence[str], multirun: bool = False
+) -> tuple[list[tuple[list[str], RunConfig]], dict | None]:
+    """:func:`compose_jobs`, and the sweep's ``hydra.sweeper`` settings resolved (with
+    ``optimized_metric`` added), None for a single run: what a sweeper checks before it starts."""
     with _hydra() as loader:
         parsed = _parse(list(overrides), loader)
         base = _compose([_first_value(o) for o in parsed], loader)
@@ -77,7 +86,7 @@ def compose_jobs(overrides: Sequence[str], multirun: bool = False) -> list[tuple
         if not multirun:
             if any(o.is_sweep_override() for o in parsed):  # a sweep without -m: Hydra's message says so
                 base = _compose(list(overrides), loader)
-            return [(list(overrides), validate(base))]
+            return [(list(overrides), validate(base))], None
         jobs = _sweep_jobs(base, list(overrides), loader)
         checked = []
         for job in jobs:
@@ -86,7 +95,9 @@ def compose_jobs(overrides: Sequence[str], multirun: bool = False) -> list[tuple
             except ConfigError as exc:
                 where = f"in the sweep's job {' '.join(job)}: " if len(jobs) > 1 else ""
                 raise ConfigError(f"{where}{exc}") from None
-        return checked
+        settings = OmegaConf.to_container(base.hydra.sweeper, resolve=True)
+        settings["optimized_metric"] = OmegaConf.select(base, "optimized_metric", default=None)
+        return checked, settings
 
 
 @contextmanager
@@ -131,7 +142,13 @@ def _first_value(override) -> str:
     key = override.get_key_element()
     if override.is_discrete_sweep():
         return f"{key}={next(iter(override.sweep_string_iterator()))}"
-    return f"{key}={override.value().start}"  # an interval: its lower end
+    interval = override.value()
+    if interval.start >= interval.end:
+        typed = override.input_line.split("=", 1)[-1]
+        raise ConfigError(
+            f"{key}={typed}: the interval's low end ({interval.start}) must be below its high end ({interval.end})"
+        )
+    return f"{key}={interval.start}"  # an interval: its lower end
 
 
 def _sweep_jobs(base: DictConfig, overrides: list[str], loader) -> list[list[str]]:

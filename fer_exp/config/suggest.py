@@ -78,6 +78,18 @@ def unknown_option(group: str, option: str, options: Iterable[str]) -> str:
     return f"{group}={option} is not an option of {group}{guess} (options: {', '.join(options)})"
 
 
+def unknown_name(key: str, value: str, names: Iterable[str], kind: str) -> str:
+    """The message for ``key=value`` when ``value`` is not one of the ``names`` of a ``kind``.
+
+    >>> unknown_name("hydra.sweeper.sampler.name", "tpee", ["tpe", "random"], "sampler")
+    'hydra.sweeper.sampler.name=tpee is not a sampler: did you mean tpe? (samplers: random, tpe)'
+    """
+    names = sorted(names)
+    close = close_names(str(value), names)
+    guess = f": did you mean {' or '.join(close)}?" if close else ""
+    return f"{key}={value} is not a {kind}{guess} ({kind}s: {', '.join(names)})"
+
+
 @cache
 def data_option_keys() -> dict[str, frozenset[str]]:
     """Each ``data=`` option of ``conf/data/`` and the keys its YAML sets."""

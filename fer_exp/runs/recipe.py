@@ -23,6 +23,7 @@ from fer_exp.errors import UserError
 from fer_exp.runs import runlog, steps
 from fer_exp.runs.context import JobInfo, RunContext, RunResult, Start, run_name
 from fer_exp.runs.folder import RunFolder, Stage, claim_output_dir, locate_run, take_over
+from fer_exp.sweeps.trial import current as current_trial
 from fer_exp.tracking import Tracker, tracked_run
 from fer_exp.tracking.redact import redact_text
 from fer_exp.tracking.store import local_tracking_uri
@@ -94,7 +95,9 @@ def _train_and_score(ctx: RunContext) -> dict[str, float]:
 
     if start.stage == Stage.TRAINING:
         began = time.perf_counter()
-        history = fit.fit(model, inputs, cfg, weights, ctx.folder.checkpoints, ctx.tracker, start.state)
+        history = fit.fit(
+            model, inputs, cfg, weights, ctx.folder.checkpoints, ctx.tracker, start.state, trial=current_trial()
+        )
         train_time = time.perf_counter() - began + start.train_time_s
     else:  # training ended before the interrupt (all epochs, early stopping, time budget)
         history, train_time = start.state["history"], start.train_time_s

@@ -14,12 +14,14 @@ from fer_exp.training.callbacks import (
     TimeBudget,
 )
 from fer_exp.training.keras_objects import BudgetFittedSchedule
+from fer_exp.training.pruning import pruning_callbacks
 from fer_exp.training.schedules import monitor_mode
 from fer_exp.training.setup import progress_bar
 
 if TYPE_CHECKING:
     from fer_exp.config import RunConfig
     from fer_exp.data.inputs import InputData
+    from fer_exp.sweeps.trial import ActiveTrial
     from fer_exp.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -97,10 +99,15 @@ def loss_for(cfg: RunConfig):
 
 
 def make_callbacks(
-    cfg: RunConfig, checkpoint_dir: Path, tracker: Tracker, state: dict | None, steps_per_epoch: int
+    cfg: RunConfig,
+    checkpoint_dir: Path,
+    tracker: Tracker,
+    state: dict | None,
+    steps_per_epoch: int,
+    trial: ActiveTrial | None = None,
 ) -> tuple[list[Any], Checkpointer]:
     """The run's callbacks in the order they must run, and the checkpointer among them (it
-    keeps the whole run's history)."""
+    keeps the whole run's history); ``trial``: the Optuna trial this run is, for its pruner."""
     saved = (state or {}).get("callbacks", {})
     stateful: dict[str, Any] = {}
     es = cfg.callbacks.early_stopping
@@ -125,9 +132,10 @@ def make_callbacks(
         initial_state=state,
         extra_state={"run_id": tracker.run_id},
     )
-    # Order matters: the budget plans (and adds budget_epochs to the logs), counters update, then
-    # the checkpoint commits the epoch, then MLflow hears of it.
-    callbacks = [*stateful.values(), checkpointer, MlflowEpochMetrics(tracker)]
+    # Order matters: the budget plans (and adds budget_epochs to the logs), counters update, an
+    # Optuna trial's pruner decides, then the checkpoint commits the epoch (and whether training
+    # ended with it, so a resume never trains a pruned trial further), then MLflow hears of it.
+    callbacks = [*stateful.values(), *pruning_callbacks(trial, tracker), checkpointer, MlflowEpochMetrics(tracker)]
     if cfg.time_budget_min:
         callbacks.insert(
             0, TimeBudget(cfg.time_budget_min, cfg.epochs, steps_per_epoch, (state or {}).get("train_time_s", 0.0))
@@ -143,8 +151,10 @@ def fit(
     checkpoint_dir: Path,
     tracker: Tracker,
     state: dict | None = None,
+    trial: ActiveTrial | None = None,
 ) -> dict[str, list[float]]:
-    """Train from scratch, or from ``state`` (a checkpoint's state.json) when resuming.
+    """Train from scratch, or from ``state`` (a checkpoint's state.json) when resuming;
+    ``trial``: the Optuna trial this run is (its pruner may stop training early).
 
     Returns the per-epoch history of the whole run, resumed epochs included.
     """
@@ -152,7 +162,7 @@ def fit(
     steps = inputs.train_steps(cfg.limit_train_batches)
     if state is None:
         compile_model(model, cfg, steps)
-    callbacks, checkpointer = make_callbacks(cfg, checkpoint_dir, tracker, state, steps)
+    callbacks, checkpointer = make_callbacks(cfg, checkpoint_dir, tracker, state, steps, trial)
     model.fit(
         inputs.train,
         validation_data=inputs.val,

@@ -1,0 +1,114 @@
+"""Optuna pruners from a study's ``pruner`` config: ``none``, ``median``,
+``successive_halving`` (asynchronous successive halving, ASHA) and ``hyperband``.
+
+A trial reports its monitored validation metric once per epoch at step = epoch number
+(1-based, as in MLflow), so every "step" or "resource" below is an epoch. ``warmup_epochs``
+is the number of epochs every trial trains: the first pruning decision comes after that epoch
+(after the first one for 0), with each pruner (``n_warmup_steps`` of the median pruner,
+``min_resource`` of successive halving and hyperband). ``monitor`` (the metric reported) is the
+trial's business (:mod:`fer_exp.training.pruning`), accepted here and not used.
+
+Pruning needs one objective: Optuna refuses ``trial.report`` in a multi-objective study, so a
+two-objective study trains every trial to its end whatever pruner is configured.
+
+>>> type(make_pruner({"name": "successive_halving", "warmup_epochs": 2})).__name__
+'SuccessiveHalvingPruner'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+
+from fer_exp.config.suggest import close_names
+from fer_exp.errors import ConfigError
+
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
+# The knobs each pruner reads besides its name; defaults are Optuna's unless noted.
+_KNOBS: dict[str, dict[str, Any]] = {
+    "none": {"warmup_epochs": 0},
+    # n_startup_trials: 5 finished trials before the median means anything
+    "median": {"warmup_epochs": 0, "n_startup_trials": 5, "interval_epochs": 1},
+    # reduction_factor 3 (Optuna: 4) keeps a third of the trials at each rung: with 10-30
+    # epochs a trial, 4 leaves too few rungs for the first cut to be informed
+    "successive_halving": {"warmup_epochs": 0, "reduction_factor": 3, "min_early_stopping_rate": 0},
+    "hyperband": {"warmup_epochs": 0, "max_epochs": "auto", "reduction_factor": 3},
+}
+
+
+def _check(cfg: Mapping) -> tuple[str, dict[str, Any]]:
+    """The pruner's name and its knobs with defaults filled in; a ConfigError for an unknown
+    name or knob, or a value out of range."""
+    name = str(cfg.get("name", "none"))
+    if name not in _KNOBS:
+        close = close_names(name, PRUNERS)
+        guess = f": did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(f"pruner.name={name} is not a pruner{guess} (pruners: {', '.join(sorted(PRUNERS))})")
+    knobs = dict(_KNOBS[name])
+    # A knob of another pruner is ignored, not refused: `pruner.name=none` on the command line
+    # must work on a config written for successive halving.
+    known = {k for each in _KNOBS.values() for k in each}
+    for key, value in cfg.items():
+        if key in ("name", "monitor"):
+            continue
+        if key not in known:
+            close = close_names(str(key), known)
+            hint = f"did you mean pruner.{close[0]}?" if close else f"the keys are: name, {', '.join(sorted(known))}"
+            raise ConfigError(f"pruner.{key} is not a pruner setting: {hint}")
+        if key in knobs:
+            knobs[key] = value
+    for key, value in knobs.items():
+        if value == "auto":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"pruner.{key}={value!r} must be a whole number")
+        least = {"reduction_factor": 2, "interval_epochs": 1, "max_epochs": 1}.get(key, 0)
+        if value < least:
+            raise ConfigError(f"pruner.{key}={value} must be at least {least}")
+    return name, knobs
+
+
+def make_pruner(cfg: Mapping) -> optuna.pruners.BasePruner:
+    """The Optuna pruner a study's ``pruner`` section describes.
+
+    Args:
+        cfg: ``name`` (one of :data:`PRUNERS`), ``warmup_epochs`` (epochs before any pruning)
+            and the pruner's own knobs: ``n_startup_trials`` and ``interval_epochs`` (median),
+            ``reduction_factor`` and ``min_early_stopping_rate`` (successive halving),
+            ``max_epochs`` and ``reduction_factor`` (hyperband).
+
+    Raises:
+        ConfigError: an unknown pruner or knob (with the closest name), or a value out of range.
+    """
+    name, knobs = _check(cfg)
+    pruners = optuna.pruners
+    if name == "none":
+        return pruners.NopPruner()
+    if name == "median":
+        return pruners.MedianPruner(
+            n_startup_trials=knobs["n_startup_trials"],
+            n_warmup_steps=knobs["warmup_epochs"],
+            interval_steps=knobs["interval_epochs"],
+        )
+    if name == "successive_halving":
+        return pruners.SuccessiveHalvingPruner(
+            min_resource=max(1, knobs["warmup_epochs"]),  # epochs are 1-based steps: 0 means 1
+            reduction_factor=knobs["reduction_factor"],
+            min_early_stopping_rate=knobs["min_early_stopping_rate"],
+        )
+    return pruners.HyperbandPruner(
+        min_resource=max(1, knobs["warmup_epochs"]),
+        max_resource=knobs["max_epochs"],
+        reduction_factor=knobs["reduction_factor"],
+    )
+
+
+def describe(cfg: Mapping) -> str:
+    """A one-line description of the pruner for MLflow params and summaries, e.g.
+    ``successive_halving(warmup_epochs=1, reduction_factor=3, min_early_stopping_rate=0)``."""
+    name, knobs = _check(cfg)
+    if name == "none":
+        return name
+    return f"{name}({', '.join(f'{k}={v}' for k, v in knobs.items())})"

@@ -1,0 +1,140 @@
+"""The sweeper's settings (``hydra.sweeper.*``) and their checks, run before any trial.
+
+:class:`OptunaSweeperConf` is what the Hydra plugin registers as ``hydra/sweeper:
+fer_exp_optuna``; :func:`check_settings` is the pre-flight (``fer_exp.cli.run.preflight``)
+and the sweeper's own first step: an unknown sampler or pruner, directions that do not
+match the objectives, or a storage that cannot be reached is one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from fer_exp.config.suggest import unknown_name
+from fer_exp.errors import ConfigError
+from fer_exp.tracking.redact import redact_text
+
+TARGET = "hydra_plugins.fer_exp_optuna.sweeper.FerExpOptunaSweeper"
+SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class OptunaSweeperConf:
+    """``hydra.sweeper`` of ``hydra/sweeper=fer_exp_optuna`` (see docs/studies.md)."""
+
+    _target_: str = TARGET
+    study_name: str = "${experiment_name}"
+    # relative sqlite paths are resolved against the launch folder, beside mlflow.db
+    storage: str = "sqlite:///optuna.db"
+    n_trials: int = 20  # in total for the study, over every run of the command
+    n_jobs: int = 1  # asynchronous worker processes; 1 runs the trials in the sweep's process
+    direction: str = "maximize"  # of optimized_metric, when objectives is not set
+    directions: list[str] | None = None  # one per objective
+    objectives: list[str] | None = None  # final metrics (reports/final_metrics.json)
+    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": None})
+    pruner: dict[str, Any] = field(
+        default_factory=lambda: {"name": "none", "warmup_epochs": 0, "monitor": "val_accuracy"}
+    )
+    heartbeat_s: int = 60  # a worker silent for 2 x this long has its trial marked FAIL
+    params: dict[str, str] | None = None
+
+
+def objectives(settings: Mapping[str, Any], optimized_metric: str) -> tuple[list[str], list[str]]:
+    """The study's metric names and their directions.
+
+    >>> objectives({"direction": "maximize"}, "val_macro_f1")
+    (['val_macro_f1'], ['maximize'])
+    >>> objectives({"objectives": ["best_val_accuracy", "train_time_s"], "directions": ["maximize", "minimize"]}, "x")
+    (['best_val_accuracy', 'train_time_s'], ['maximize', 'minimize'])
+    """
+    names = list(settings.get("objectives") or [optimized_metric])
+    directions = list(settings.get("directions") or [settings.get("direction") or "maximize"])
+    if len(directions) == 1 and len(names) > 1:
+        raise ConfigError(
+            f"hydra.sweeper.objectives has {len(names)} metrics: give hydra.sweeper.directions one each, "
+            f"e.g. [{', '.join(['maximize'] * len(names))}]"
+        )
+    if len(directions) != len(names):
+        raise ConfigError(
+            f"hydra.sweeper.directions has {len(directions)} entries for {len(names)} objectives "
+            f"({', '.join(names)}): give one direction per objective"
+        )
+    for d in directions:
+        if d not in DIRECTIONS:
+            raise ConfigError(unknown_name("hydra.sweeper.direction", d, DIRECTIONS, "direction"))
+    return names, directions
+
+
+def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path | None = None) -> None:
+    """Raise one ConfigError for the first thing wrong with the sweeper's settings: sampler,
+    pruner, directions, trial and worker counts, storage (reached, nothing created)."""
+    sampler = str((settings.get("sampler") or {}).get("name", "tpe"))
+    if sampler not in SAMPLERS:
+        raise ConfigError(unknown_name("hydra.sweeper.sampler.name", sampler, SAMPLERS, "sampler"))
+    from fer_exp.sweeps.pruning import PRUNERS, make_pruner  # optuna: not at Hydra's plugin scan
+
+    pruner = str((settings.get("pruner") or {}).get("name", "none"))
+    if pruner not in PRUNERS:
+        raise ConfigError(unknown_name("hydra.sweeper.pruner.name", pruner, PRUNERS, "pruner"))
+    try:
+        make_pruner(settings.get("pruner") or {})
+    except ConfigError as exc:
+        raise ConfigError(f"hydra.sweeper.{exc}") from None
+    objectives(settings, optimized_metric)
+    for key in ("n_trials", "n_jobs"):
+        if int(settings.get(key) or 0) < 1:
+            raise ConfigError(f"hydra.sweeper.{key}={settings.get(key)} must be at least 1")
+    check_storage(str(settings.get("storage")), cwd or Path.cwd())
+
+
+def storage_url(url: str, cwd: Path) -> str:
+    """``url`` with a relative sqlite path made absolute against ``cwd`` (workers and reruns
+    then find the same file wherever they start), and ``postgresql://`` on psycopg2 when
+    psycopg 3 (SQLAlchemy 2.1's default driver) is not installed.
+
+    >>> storage_url("sqlite:///optuna.db", Path("/runs"))
+    'sqlite:////runs/optuna.db'
+    """
+    if url.startswith("postgresql://") and not find_spec("psycopg") and find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/") and ":memory:" not in url:
+        return prefix + str(cwd / url[len(prefix) :])
+    return url
+
+
+def check_storage(url: str, cwd: Path) -> None:
+    """Raise ConfigError when Optuna's storage ``url`` cannot be used: an sqlite file whose
+    folder is missing, a database server that does not answer (5 s), a driver not installed.
+    Nothing is created."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    shown = redact_text(url)
+    try:
+        parsed = make_url(storage_url(url, cwd))
+    except Exception:
+        raise ConfigError(
+            f"hydra.sweeper.storage={shown} is not a database URL: use sqlite:///optuna.db or postgresql://user@host/db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        folder = Path(parsed.database or ".").parent
+        if parsed.database and not folder.is_dir():
+            raise ConfigError(f"hydra.sweeper.storage={shown}: the folder {folder} does not exist")
+        return
+    args = {"connect_timeout": 5} if parsed.get_backend_name() in ("postgresql", "mysql") else {}
+    try:
+        engine = create_engine(parsed, connect_args=args)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise ConfigError(
+            f"hydra.sweeper.storage={shown} cannot be reached ({reason}): start the database or fix the URL"
+        ) from None

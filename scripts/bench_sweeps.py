@@ -1,0 +1,213 @@
+"""What pruning and asynchronous workers buy a sweep, measured on the embedded synthetic faces.
+
+    python scripts/bench_sweeps.py                      # the full measurement
+    python scripts/bench_sweeps.py --quick --json out.json
+
+(a) Pruning: one Optuna study over augmentation and learning rate (``hparams_search=optuna``)
+    run twice with the same sampler seed, ``pruner=none`` and ``pruner=successive_halving``:
+    each study's best value, its total training epochs (the pruned study's share of the
+    unpruned one's) and its wall time. Early stopping is off in both, so only the pruner ends
+    trials early.
+(b) Idle workers: one list of trials of unequal length (``epochs``), two workers, run by fer_exp's
+    asynchronous sweeper (the trials enqueued in that order) and by Hydra's BasicSweeper in
+    batches of two on the joblib launcher (``max_batch_size=2``, ``n_jobs=2``). A worker's idle
+    share of the sweep is ``1 - busy / (workers * wall)``, busy being the sum of the trials'
+    MLflow run durations and wall the span from the first run's start to the last one's end.
+
+Every sweep runs in a fresh folder (its own mlflow.db and optuna.db). Prints the figures and,
+as its last line, one JSON object (also written to ``--json PATH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# warmup: epochs before the first cut (successive halving, reduction factor 3: cuts at w, 3w, ...);
+# idle_batches: train batches an epoch in (b), long enough that the trials' lengths differ
+FULL = {"trials": 24, "epochs": 12, "warmup": 2, "train_batches": 8, "val_batches": "null"}
+FULL.update({"idle_epochs": [6, 1, 5, 2, 4, 1, 6, 2], "idle_batches": "null"})
+QUICK = {"trials": 3, "epochs": 2, "warmup": 1, "train_batches": 1, "val_batches": 2}
+QUICK.update({"idle_epochs": [2, 1, 1, 1], "idle_batches": 1})
+SEED = 123
+
+
+def cpu() -> str:
+    """The processor's model name and the cores this process may use."""
+    model = platform.processor() or platform.machine()
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        )
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {len(os.sched_getaffinity(0))} cores"
+
+
+def sweep(folder: Path, overrides: list[str]) -> float:
+    """``python -m fer_exp -m <overrides>`` in ``folder``; its wall time in seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_exp", "-m", *overrides], cwd=folder, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"error: the sweep in {folder} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return wall
+
+
+def trial_runs(folder: Path, experiment: str) -> list:
+    """The finished child runs (trials or jobs) of the sweeps in ``folder``'s mlflow.db."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=10000)
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags and r.info.end_time]
+
+
+def pruning_study(root: Path, pruner: str, size: dict) -> dict:
+    """Run the study with ``pruner``; its best value, training epochs, trials and wall time."""
+    import optuna
+
+    folder, name = root / f"study_{pruner}", f"bench_{pruner}"
+    wall = sweep(
+        folder,
+        [
+            "hparams_search=optuna",
+            "data=synthetic",
+            f"experiment_name={name}",
+            f"epochs={size['epochs']}",
+            f"limit_train_batches={size['train_batches']}",
+            f"limit_val_batches={size['val_batches']}",
+            "preview_images=0",
+            "callbacks.early_stopping.enabled=false",
+            f"hydra.sweeper.n_trials={size['trials']}",
+            f"hydra.sweeper.sampler.seed={SEED}",
+            f"hydra.sweeper.pruner.name={pruner}",
+            f"hydra.sweeper.pruner.warmup_epochs={size['warmup']}",
+        ],
+    )
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    runs = trial_runs(folder, name)
+    return {
+        "best_value": study.best_value,
+        "epochs": int(sum(r.data.metrics.get("epochs_run", 0) for r in runs)),
+        "trials": len(states),
+        "pruned": states.count("PRUNED"),
+        "wall_s": round(wall, 1),
+    }
+
+
+def idle(runs, workers: int) -> dict:
+    """Busy and wall time of ``runs`` (MLflow run start/end) and the workers' idle share."""
+    starts = [r.info.start_time / 1000 for r in runs]
+    ends = [r.info.end_time / 1000 for r in runs]
+    busy, wall = sum(e - s for s, e in zip(starts, ends)), max(ends) - min(starts)
+    return {"busy_s": round(busy, 1), "wall_s": round(wall, 1), "idle_share": round(1 - busy / (workers * wall), 4)}
+
+
+def idle_sweeps(root: Path, size: dict) -> dict:
+    """The same unequal trials on two workers: fer_exp's async sweeper, then Hydra's batches."""
+    import optuna
+
+    epochs = size["idle_epochs"]
+    common = ["data=synthetic", f"limit_train_batches={size['idle_batches']}", "preview_images=0"]
+    common += [f"limit_val_batches={size['val_batches']}"]
+    common += ["callbacks.early_stopping.enabled=false"]
+    choices = ",".join(str(e) for e in sorted(set(epochs)))
+    folder = root / "async"
+    folder.mkdir(parents=True, exist_ok=True)
+    queue = optuna.create_study(study_name="idle", storage=f"sqlite:///{folder / 'optuna.db'}", direction="maximize")
+    for e in epochs:  # asked for in this order, as the batches below run them
+        queue.enqueue_trial({"epochs": e})
+    async_wall = sweep(
+        folder,
+        [
+            *common,
+            "hydra/sweeper=fer_exp_optuna",
+            "experiment_name=idle",
+            "hydra.sweeper.study_name=idle",
+            f"hydra.sweeper.n_trials={len(epochs)}",
+            "hydra.sweeper.n_jobs=2",
+            f"epochs=choice({choices})",
+        ],
+    )
+    batch_wall = sweep(
+        root / "batch",
+        [
+            *common,
+            "experiment_name=idle",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.max_batch_size=2",
+            f"epochs={','.join(str(e) for e in epochs)}",
+        ],
+    )
+    result = {"trial_epochs": epochs, "workers": 2}
+    for kind, wall in (("async", async_wall), ("batch", batch_wall)):
+        runs = trial_runs(root / kind, "idle")
+        result[kind] = {**idle(runs, 2), "trials": len(runs), "sweep_wall_s": round(wall, 1)}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small version (a test runs it)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON object here")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the sweeps' folders here")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-sweeps-"))
+    env_cache = os.environ.setdefault("FER_EXP_CACHE", str(root / "cache"))  # synthetic faces made once
+    print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.1f}; folders in {root} (cache {env_cache})", flush=True)
+
+    studies = {p: pruning_study(root, p, size) for p in ("none", "successive_halving")}
+    full, pruned = studies["none"], studies["successive_halving"]
+    share = pruned["epochs"] / full["epochs"] if full["epochs"] else None
+    print(
+        f"\n(a) one study of {size['trials']} trials, up to {size['epochs']} epochs each, sampler seed {SEED}, "
+        f"first cut after epoch {size['warmup']}"
+    )
+    print(f"{'pruner':20s} {'best value':>10s} {'epochs':>7s} {'pruned':>7s} {'wall':>8s}")
+    for name, s in studies.items():
+        print(f"{name:20s} {s['best_value']:10.4f} {s['epochs']:7d} {s['pruned']:7d} {s['wall_s']:7.0f}s")
+    diff = 100 * (pruned["best_value"] - full["best_value"])
+    print(f"pruned study: {share:.0%} of the epochs, best value {diff:+.2f} points", flush=True)
+
+    idle_result = idle_sweeps(root, size)
+    print(f"\n(b) trials of {idle_result['trial_epochs']} epochs on 2 workers")
+    print(f"{'sweeper':30s} {'idle share':>10s} {'busy':>8s} {'wall':>8s}")
+    labels = {"async": "fer_exp async (ask-run-tell)", "batch": "Hydra batches of 2 (joblib)"}
+    for kind, label in labels.items():
+        r = idle_result[kind]
+        print(f"{label:30s} {r['idle_share']:10.1%} {r['busy_s']:7.0f}s {r['wall_s']:7.0f}s")
+
+    result = {
+        "cpu": cpu(),
+        "quick": args.quick,
+        "pruning": {**studies, "epochs_share": share, "best_diff_points": round(diff, 2)},
+        "idle": idle_result,
+    }
+    text = json.dumps(result)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
