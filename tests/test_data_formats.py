@@ -62,7 +62,7 @@ def test_fer2013_csv_source(fer_csv):
             lambda df: df.assign(emotion=df["emotion"].astype(object).where(df.index != 4, "happy")),
             "row 6: emotion 'happy' is not a class index (0=angry, 1=disgust, 2=fear, 3=happy",
         ),
-        (lambda df: df.drop(columns=["Usage"]), "missing column(s) ['Usage']"),
+        (lambda df: df.drop(columns=["Usage"]), "no 'Usage' column"),
         (lambda df: df.assign(pixels=df["pixels"].where(df.index != 2, "a b")), "row 4: pixels must be"),
     ],
 )

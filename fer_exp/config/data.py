@@ -60,8 +60,8 @@ class _ImageData(StrictModel):
     )
     on_bad_image: Literal["error", "skip"] = Field(
         "error",
-        description="Unreadable images: `error` stops before training and lists them by path; `skip` "
-        "drops them and logs how many.",
+        description="Unreadable images (and a CSV's malformed pixel rows): `error` stops before training "
+        "and lists them by path or row; `skip` drops them and logs how many.",
     )
     dedupe: Literal["none", "within", "cross_split"] = Field(
         "none",
@@ -163,11 +163,25 @@ class DataFrameData(_SplitColumn):
 
 
 class Fer2013CsvData(_SplitColumn):
-    """The Kaggle ``fer2013.csv``: emotion index, 2304 space-separated pixels, Usage."""
+    """The Kaggle FER CSVs: ``fer2013.csv`` and ``icml_face_data.csv`` (emotion index, 2304
+    space-separated pixels, Usage), or the challenge's ``train.csv`` (no Usage: validation is
+    ``validation_split`` of its rows). See :mod:`fer_exp.data.kaggle_csv`."""
 
-    source: Literal["fer2013_csv"] = Field(description="The Kaggle `fer2013.csv` (`data=fer2013_csv`).")
-    path: str = Field(description="The `fer2013.csv` file (columns `emotion`, `pixels`, `Usage`).")
-    split_col: str | None = Field("Usage", description="The column naming each row's split.")
+    source: Literal["fer2013_csv"] = Field(description="A Kaggle FER CSV (`data=fer2013_csv`).")
+    path: str = Field(
+        description="`fer2013.csv` or `icml_face_data.csv` (columns `emotion`, `pixels`, `Usage`), or the "
+        "challenge's `train.csv` (`emotion`, `pixels`; set `validation_split`)."
+    )
+    split_col: str | None = Field(
+        "Usage",
+        description="The column naming each row's split; a file without it (the challenge's `train.csv`) "
+        "or null uses `validation_split`.",
+    )
+    validation_split: Fraction = Field(
+        0.0,
+        description="Without a split column (the challenge's `train.csv`): the first fraction of rows "
+        "becomes validation, as Keras does (e.g. 0.1).",
+    )
     train_values: list[str] = Field(["Training"], description="`Usage` values that mark training rows.")
     val_values: list[str] = Field(["PublicTest"], description="`Usage` values that mark validation rows.")
     test_values: list[str] = Field(

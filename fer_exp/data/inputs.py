@@ -35,6 +35,10 @@ class InputData:
     weights_in_batches: bool = False
     test: Any = None  # batches of the test split, when the source has one
     test_batches: int = 0
+    # featurewise statistics of the training images (None unless the augmentation standardizes
+    # featurewise): a logged model must standardize new images with the very same numbers
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
 
     def train_steps(self, limit: int | None = None) -> int:
         """Training batches per epoch: the whole split (never ``n // batch_size``), or ``limit``."""

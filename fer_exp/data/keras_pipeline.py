@@ -124,6 +124,8 @@ def build(
         weights_in_batches=mixing,
         test=test,
         test_batches=len(test) if test is not None else 0,
+        mean=getattr(eval_gen, "mean", None),
+        std=getattr(eval_gen, "std", None),
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from fer_exp.config.data import ArraysData, DataConfig, DataFrameData, DirectoryData, Fer2013CsvData, SyntheticData
 from fer_exp.data.folders import scan_dataset
+from fer_exp.data.kaggle_csv import emotion_indices, kaggle_split_column, pixel_rows
 from fer_exp.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
 from fer_exp.data.table import ImageTable
 from fer_exp.errors import DataError
@@ -59,9 +60,13 @@ def _split_rows(n: int, column, data, where: str) -> dict[str, np.ndarray]:
     if column is None:
         cut = int(n * data.validation_split)
         if not cut:
-            raise DataError(f"{where}: no split_col and no validation_split: say where validation comes from")
+            raise DataError(
+                f"{where}: nothing says which rows are validation (data.split_col=null, "
+                f"data.validation_split={data.validation_split} of {n} rows). Set data.validation_split=0.1 "
+                "(the first tenth of the rows, as Keras does) or data.split_col to a column naming the splits"
+            )
         return {"val": np.arange(cut), "train": np.arange(cut, n)}  # Keras: validation = first rows
-    column = np.asarray(column).astype(str)
+    column = np.char.strip(np.asarray(column).astype(str))
     values, counts = np.unique(column, return_counts=True)
     found = ", ".join(f"{v!r}: {c}" for v, c in zip(values.tolist(), counts.tolist()))
     chosen = {split: getattr(data, f"{split}_values") for split in ("train", "val", "test")}
@@ -81,6 +86,14 @@ def _split_rows(n: int, column, data, where: str) -> dict[str, np.ndarray]:
                 f"{data.split_col!r}, which holds {found}. Set data.{split}_values to the value(s) that mark "
                 f"{name} rows, {hint}"
             )
+    unknown = [v for v in values.tolist() if not any(v in chosen[s] for s in chosen)]
+    if unknown:  # rows that would silently belong to no split
+        first = int(np.flatnonzero(column == unknown[0])[0])
+        raise DataError(
+            f"{where} row {first + 2}: {data.split_col!r} is {unknown[0]!r}, which is none of data.train_values="
+            f"{chosen['train']}, data.val_values={chosen['val']}, data.test_values={chosen['test']} (the column "
+            f"holds {found}). Add {unknown[0]!r} to one of those keys, or drop the rows"
+        )
     if "test" in rows and not len(rows["test"]):
         log.info(
             "%s: no test split: data.test_values=%s matches no value of column %r, which holds %s",
@@ -148,52 +161,22 @@ def _read_dataframe(data: DataFrameData) -> tuple[Tables, Path]:
     return tables, path
 
 
-def _emotion_indices(column, names: list[str], path: Path) -> np.ndarray:
-    """The ``emotion`` column as class indices into ``names``; a row that holds anything else
-    (a word, a blank, an index out of range) is named with the labels that are allowed."""
-    import pandas as pd
-
-    values = pd.to_numeric(column, errors="coerce")
-    bad = np.flatnonzero(~values.isin(range(len(names))).to_numpy())
-    if len(bad):
-        row = int(bad[0])
-        found = column.iloc[row]
-        found = found.item() if hasattr(found, "item") else found  # numpy scalars print as np.int64(9)
-        allowed = ", ".join(f"{i}={name}" for i, name in enumerate(names))
-        raise DataError(
-            f"{path} row {row + 2}: emotion {found!r} is not a class index ({allowed}); "
-            f"{len(bad)} such row(s). Fix the rows, or set data.emotion_names to the names the "
-            "file's indices stand for"
-        )
-    return values.to_numpy().astype(np.int64)
-
-
 @reader("fer2013_csv")
 def _read_fer2013_csv(data: Fer2013CsvData) -> tuple[Tables, Path]:
     path = Path(data.path).expanduser()
     df = _read_table(path)
-    _require_columns(df, path, ["emotion", "pixels", data.split_col])
-    emotion = _emotion_indices(df["emotion"], data.emotion_names, path)
-    images = np.empty((len(df), 48, 48), dtype=np.uint8)
-    for i, text in enumerate(df["pixels"].astype(str)):
-        try:
-            values = np.array(text.split(), dtype=np.int64)
-        except ValueError:
-            raise DataError(f"{path} row {i + 2}: pixels must be space-separated integers") from None
-        if values.size != 48 * 48 or values.min() < 0 or values.max() > 255:
-            raise DataError(
-                f"{path} row {i + 2}: expected 2304 pixel values in 0..255, got {values.size} "
-                f"values in {values.min()}..{values.max()}"
-            )
-        images[i] = values.reshape(48, 48)
+    df.columns = [str(c).strip() for c in df.columns]  # icml_face_data.csv: "emotion, Usage, pixels"
+    split_col = kaggle_split_column(df, data, path)
+    emotion = emotion_indices(df["emotion"], data.emotion_names, path)
+    images, keep = pixel_rows(df["pixels"], path, data.on_bad_image)
     # Class indices follow the sorted names, as for class folders: runs on either are comparable.
     classes = sorted(data.emotion_names)
     labels = np.array([classes.index(data.emotion_names[e]) for e in emotion], dtype=np.int64)
-    split_rows = _split_rows(len(df), df[data.split_col] if data.split_col else None, data, str(path))
+    split_rows = _split_rows(len(df), df[split_col] if split_col else None, data, str(path))
     ids = [f"{path.name} row {i + 2}" for i in range(len(df))]
     return {
-        split: ImageTable(labels[rows], tuple(classes), images=images[rows][..., None], ids=tuple(ids[i] for i in rows))
-        for split, rows in split_rows.items()
+        split: ImageTable(labels[rows], tuple(classes), images=images[rows], ids=tuple(ids[i] for i in rows))
+        for split, rows in ((s, r[keep[r]]) for s, r in split_rows.items())
     }, path
 
 

@@ -196,4 +196,6 @@ def build(
         weights_in_batches=make_train.sample_weights,
         test=evaluation(splits.test) if splits.test is not None else None,
         test_batches=-(-len(splits.test) // cfg.batch_size) if splits.test is not None else 0,
+        mean=mean,
+        std=std,
     )

@@ -231,3 +231,48 @@ def run_ensemble(
         f"  MLflow run {tracker.run_id} in experiment '{experiment}'\n  outputs: {out}"
     )
     return tracker.run_id, metrics
+
+
+def member_spec(m: Member):
+    """A member's input spec: the one its run wrote (``checkpoints/input_spec.json``), else made
+    again from its config and data (a run of fer_exp before 0.3)."""
+    from fer_exp.inference import SPEC_FILE, InputSpec
+
+    written = m.output_dir / "checkpoints" / SPEC_FILE
+    if written.exists():
+        return InputSpec.load(written)
+    splits = load_splits(m.cfg.data)
+    inputs = build_inputs(m.cfg, splits, 0, None)
+    return InputSpec.from_run(m.cfg, splits.class_names, inputs.mean, inputs.std)
+
+
+def log_ensemble_model(
+    tracking_uri: str, run_ids: list[str], experiment: str | None = None, out_dir: Path | None = None
+) -> str:
+    """One MLflow Model averaging the members' probabilities (each member preparing the images
+    its own way), logged as ``model`` of a new run (``fer_exp.kind=ensemble_model``); returns its run id."""
+    from fer_exp.serving.logged import log_model_folder
+    from fer_exp.serving.model_dir import save_model_dir
+
+    if len(set(run_ids)) < 2:
+        raise UserError("an ensemble needs at least 2 different runs")
+    client = open_client(tracking_uri)
+    members = find_members(client, tracking_uri, list(dict.fromkeys(run_ids)))
+    specs = [member_spec(m) for m in members]
+    if len({s.class_names for s in specs}) > 1:
+        raise UserError("the members predict different classes: an ensemble averages the same classes")
+    experiment = experiment or client.get_experiment(members[0].experiment_id).name
+    out = Path(out_dir or Path("ensembles") / time.strftime("%Y-%m-%d/%H-%M-%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker.start(
+        tracking_uri,
+        experiment,
+        f"ensemble model of {len(members)}",
+        {"fer_exp.kind": "ensemble_model", "output_dir": str(out.resolve())},
+    )
+    with tracked_run(tracker):
+        tracker.log_params({"ensemble.members": ",".join(m.run_id for m in members), "ensemble.size": len(members)})
+        keras_files = [m.output_dir / "checkpoints" / "best.keras" for m in members]
+        model_dir = save_model_dir(out / "model", list(zip(keras_files, specs)), tracker.run_id)
+        log_model_folder(tracker, model_dir, f"ensemble_of_{len(members)}")
+    return tracker.run_id

@@ -2,7 +2,8 @@
 the one record of how far the run got (:class:`Stage`), which resume reads.
 
 Layout: ``run.json`` (MLflow run id, tracking URI, resolved config), ``checkpoints/`` (with
-``state.json``, the commit point of each epoch), ``plots/``, ``reports/``, ``stage.json`` (the
+``state.json``, the commit point of each epoch, and ``input_spec.json``), ``plots/``, ``reports/``,
+``model/`` (the best checkpoint as an MLflow Model, :mod:`fer_exp.serving`), ``stage.json`` (the
 stages reached after training, and the artifacts uploaded), the job's log, and while MLflow is
 away ``mlflow_journal.jsonl``.
 """

@@ -85,6 +85,7 @@ def _train_and_score(ctx: RunContext) -> dict[str, float]:
     setup.setup_tensorflow(cfg)  # seeds, threads, precision: before TensorFlow runs any op
     weights = steps.class_weights(ctx)
     inputs = steps.build_inputs(cfg, ctx.splits, start.epochs_done, weights)
+    steps.write_input_spec(ctx, inputs)
     if start.fresh:
         model = steps.new_model(ctx, inputs, weights)
         steps.preview(ctx, inputs)

@@ -134,6 +134,15 @@ def build_inputs(cfg: RunConfig, splits: Splits, initial_epoch: int, weights) ->
     return pipeline.build(cfg, splits, initial_epoch, weights)
 
 
+def write_input_spec(ctx: RunContext, inputs: InputData) -> None:
+    """``checkpoints/input_spec.json``: what the model's input is (size, colour mode,
+    standardization with the training set's statistics), for the logged model and
+    :func:`fer_exp.inference.loading.load_predictor` (a resumed run writes it again: same content)."""
+    from fer_exp.inference import InputSpec
+
+    InputSpec.from_run(ctx.cfg, inputs.class_names, inputs.mean, inputs.std).save(ctx.folder.checkpoints)
+
+
 def new_model(ctx: RunContext, inputs: InputData, weights):
     """The configured architecture, untrained; its parameters and summary are logged."""
     model = ctx.cfg.model.build(inputs.input_shape, len(inputs.class_names), ctx.cfg.data.class_mode)
@@ -209,12 +218,18 @@ def log_final_metrics(ctx: RunContext, final: dict[str, float]) -> None:
 
 
 def upload_results(ctx: RunContext) -> None:
-    """The plots, the reports and the best model, to MLflow: each one the run folder does not
-    record as uploaded yet (a resumed run sends only what its interrupted upload missed)."""
+    """The plots, the reports and the best model (as an MLflow Model, :mod:`fer_exp.serving`),
+    to MLflow: each one the run folder does not record as uploaded yet (a resumed run sends
+    only what its interrupted upload missed)."""
+    from fer_exp.serving.logged import log_best_model
+
     done = ctx.folder.uploaded()
     for name, path in ctx.folder.results().items():
         if name not in done:
-            ctx.tracker.log_artifact(path, name)
+            if name == "model":
+                log_best_model(ctx.tracker, ctx.folder.checkpoints, ctx.folder.root / "model")
+            else:
+                ctx.tracker.log_artifact(path, name)
             ctx.folder.record_upload(name)
             faults.point("artifact_upload")
 
