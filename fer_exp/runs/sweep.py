@@ -154,7 +154,8 @@ def finalize(info: dict[str, Any]) -> int:
             log_files(client, parent, finish_study(client, parent, study, children, out), "comparison")
         except Exception:  # nor a problem reading the study
             log.exception("could not record the study's result")
-    client.set_terminated(parent, status="FAILED" if failed or not ran else "FINISHED")
+    # a study another run of the command had completed: nothing left to run is no failure
+    client.set_terminated(parent, status="FAILED" if failed or (not ran and not study) else "FINISHED")
     where = f"  MLflow parent run {parent}; comparison in {Path(info['sweep_dir']) / 'comparison'}\n"
     if info.get("experiment_id") is not None:  # the link opens the runs table, not MLflow 3's GenAI pages
         table = redact_text(runs_table_url(info["tracking_uri"], info["experiment_id"]))
@@ -203,17 +204,17 @@ def open_study_parent(tracking_uri: str, experiment: str, study: dict[str, Any],
     params.update(
         {"study.objectives": ", ".join(study["objectives"]), "study.directions": ", ".join(study["directions"])}
     )
-    earlier = [
-        r
-        for r in client.search_runs(
-            [experiment_id], "tags.`fer_exp.sweep_role` = 'parent'", order_by=["attributes.start_time DESC"]
-        )
-        if r.data.tags.get(STUDY_TAG) == study["name"] and r.data.tags.get(STORAGE_TAG) == study["storage"]
-    ]
+    earlier = _study_parents(client, experiment_id, study)
     if not earlier:
         tracker = Tracker.start(tracking_uri, experiment, f"study {study['name']}", tags)
         tracker.log_params(params)
-        return tracker
+        # Machines that start one study at the same moment each found none and opened one: all
+        # keep the oldest (the same for each of them), the others delete theirs.
+        earlier = _study_parents(client, experiment_id, study)
+        if earlier[0].info.run_id == tracker.run_id:
+            return tracker
+        client.set_terminated(tracker.run_id, status="KILLED")
+        client.delete_run(tracker.run_id)
     logged = earlier[0].data.params
     tracker = Tracker.open(tracking_uri, earlier[0].info.run_id)
     tracker.reopen()
@@ -221,6 +222,17 @@ def open_study_parent(tracking_uri: str, experiment: str, study: dict[str, Any],
     tracker.log_params({k: v for k, v in params.items() if k not in logged})
     log.info("study %r continues under MLflow parent run %s", study["name"], tracker.run_id)
     return tracker
+
+
+def _study_parents(client, experiment_id: str, study: dict[str, Any]) -> list:
+    """The parent runs of this study (same name and storage) in the experiment, oldest first."""
+    parents = client.search_runs([experiment_id], "tags.`fer_exp.sweep_role` = 'parent'")
+    mine = [
+        r
+        for r in parents
+        if r.data.tags.get(STUDY_TAG) == study["name"] and r.data.tags.get(STORAGE_TAG) == study["storage"]
+    ]
+    return sorted(mine, key=lambda r: (r.info.start_time, r.info.run_id))
 
 
 def finish_study(client, parent: str, study: dict[str, Any], children: list, out_dir: Path) -> list[Path]:
