@@ -1,4 +1,5 @@
-"""Shared fixtures: a per-session synthetic dataset, CLI runner, MLflow reader."""
+"""Shared fixtures: a per-session synthetic dataset, CLI runner, MLflow reader, real servers
+(MLflow, PostgreSQL: tests/servers.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+# MlflowServer and free_port are imported from here by many tests
+from tests.servers import MlflowServer, PostgresServer, free_port, postgres_bindir  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 # Images per class in the shared FER-2013 train split (as `python -m fer_exp.audit` counts them).
@@ -79,72 +83,33 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> list[str]:
     return out
 
 
-def free_port() -> int:
-    import socket
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real MLflow server on 127.0.0.1 (sqlite backend store), for one test."""
+    server = MlflowServer(tmp_path / "mlflow-server").start()
+    yield server
+    server.stop()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-class MlflowServer:
-    """A real ``mlflow server`` on 127.0.0.1 (sqlite backend, artifacts in a folder)."""
-
-    def __init__(self, root: Path, port: int | None = None):
-        self.root = root
-        self.port = port or free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 90) -> MlflowServer:
-        import time
-        import urllib.request
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--backend-store-uri",
-                f"sqlite:///{self.root / 'server.db'}",
-                "--artifacts-destination",
-                str(self.root / "artifacts"),
-                "--workers",
-                "1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.root / "server.log", "ab"),
-            start_new_session=True,
-        )
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            assert self.proc.poll() is None, (self.root / "server.log").read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-        raise TimeoutError(f"mlflow server did not answer /health in {timeout} s")
-
-    def stop(self) -> None:
-        """Stop it by its PID (and its workers: it leads its own process group)."""
-        import signal
-
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (databases ``optuna`` and ``mlflow``, a
+    password-authenticated user: ``postgres.url("optuna")``); skips without PostgreSQL."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb, no initdb on PATH)")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
-    server = MlflowServer(tmp_path / "mlflow-server").start()
+def mlflow_postgres_server(tmp_path, postgres):
+    """A real MLflow server with its backend store on the session's PostgreSQL (proxied artifacts)."""
+    server = MlflowServer(tmp_path / "mlflow-server", backend=postgres.url("mlflow")).start()
     yield server
     server.stop()
 
