@@ -151,12 +151,16 @@ def format_column(name: str, values: list[Any]) -> list[str]:
 
     >>> format_column("augmentation.zoom_range", ["0.0", "0.25", "", "0.2"])
     ['0.00', '0.25', '', '0.20']
+    >>> format_column("optimizer.learning_rate", ["0.00915226100278092", "0.0001316302763942842"])
+    ['0.00915', '0.000132']
     """
     is_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
     numbers = [v for v in values if is_number(v)]
     texts = [v for v in values if isinstance(v, str) and v]  # "": a run without that param
     if texts and not numbers and all(_DECIMAL.fullmatch(t) for t in texts):
-        places = max(len(_DECIMAL.fullmatch(t)[1] or "") for t in texts)
+        if any(0 < abs(float(t)) < 0.01 for t in texts):  # a learning rate: 0.000132, not 0.0001
+            return [f"{float(v):.3g}" if v else "" for v in values]
+        places = min(4, max(len(_DECIMAL.fullmatch(t)[1] or "") for t in texts))  # a sampled 0.0715348...: 4
         return [f"{float(v):.{places}f}" if v else "" for v in values]
     if name in _SECONDS and numbers:
         longest = max(numbers)
@@ -175,6 +179,16 @@ def _header(name: str) -> str:
 def _markdown(rows, columns) -> str:
     shown = [c for c in columns if c not in ("run_id", "run")]  # overrides name the run better
     cells = {c: format_column(c, [row[c] for row in rows]) for c in shown}
+    if "overrides" in cells:  # what differs, numbers to 3 digits: an Optuna trial's 0.07153483373759487 reads 0.0715
+        shared = shared_overrides(rows)
+        cells["overrides"] = [
+            " ".join(
+                o if "=" not in o else f"{o.split('=', 1)[0]}={_short(o.split('=', 1)[1])}"
+                for o in cell.split()
+                if o not in shared
+            )
+            for cell in (row["overrides"] for row in rows)
+        ]
     lines = ["| " + " | ".join(_header(c) for c in shown) + " |", "|" + "---|" * len(shown)]
     lines += ["| " + " | ".join(cells[c][i] for c in shown) + " |" for i in range(len(rows))]
     return "\n".join(lines) + "\n"

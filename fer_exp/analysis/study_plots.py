@@ -121,7 +121,9 @@ def _history(plots, study, target, name: str):
 
 def _importances(plots, study, target, name: str):
     """Optuna's importances, with room right of the longest bar for its value."""
-    ax = plots.plot_param_importances(study, target=target, target_name=name)
+    with warnings.catch_warnings():  # "importances will be equal": the picture shows that
+        warnings.filterwarnings("ignore", message="Target and region quantiles")
+        ax = plots.plot_param_importances(study, target=target, target_name=name)
     ax.set_xlim(0, ax.get_xlim()[1] * 1.1)
     ax.set_ylabel("")  # the setting names say it
     return ax

@@ -5,10 +5,13 @@ ensemble's ``members.json`` and ``members/<i>/``)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -41,14 +44,15 @@ def save_model_dir(target: str | Path, members: list[tuple[Path, InputSpec]], ru
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     spec = members[0][1]
-    mlflow.pyfunc.save_model(
-        str(tmp),
-        loader_module=LOADER_MODULE,
-        signature=signature(spec.class_names),
-        input_example=input_example(spec),
-        metadata=model_metadata(members),
-        pip_requirements=_pinned(),
-    )
+    with _quiet("mlflow.pyfunc", "mlflow.models"):  # "Validating input example against model signature"
+        mlflow.pyfunc.save_model(
+            str(tmp),
+            loader_module=LOADER_MODULE,
+            signature=signature(spec.class_names),
+            input_example=input_example(spec),
+            metadata=model_metadata(members),
+            pip_requirements=_pinned(),
+        )
     if len(members) == 1:
         _place(members[0], tmp)
     else:
@@ -80,6 +84,19 @@ def signature(class_names):
 
     outputs = [ColSpec(DataType.string, LABEL_COLUMN)] + [ColSpec(DataType.double, c) for c in class_names]
     return ModelSignature(Schema([ColSpec(DataType.binary, IMAGE_COLUMN)]), Schema(outputs))
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """MLflow's INFO lines of a routine save off the console; its warnings stay."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
 
 
 def input_example(spec: InputSpec):

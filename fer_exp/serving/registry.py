@@ -58,7 +58,7 @@ def register_run_model(
         client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(listed)})
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
-    log.info("registered %s version %s from run %s%s", name, version.version, run_id, f" as @{alias}" if alias else "")
+    log.debug("registered %s version %s from run %s%s", name, version.version, run_id, f" as @{alias}" if alias else "")
     return version
 
 
