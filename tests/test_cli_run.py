@@ -238,11 +238,19 @@ def test_ablation_table_says_what_each_family_adds_over_its_base(tmp_path):
     assert "66.00 %" not in ablation  # the recipe run stays in its own table
 
 
-@pytest.mark.parametrize("command", ["fer_exp.audit", "fer_exp.compare", "fer_exp.ensemble", "fer_exp.sync"])
-def test_every_command_answers_help_without_starting_tensorflow(command, tmp_path):
+COMMANDS = ["audit", "compare", "ensemble", "export", "predict", "register", "sync"]
+
+
+@pytest.mark.parametrize(
+    "argv", [[f"fer_exp.{c}"] for c in COMMANDS] + [["fer_exp", "predict"], ["fer_exp", "register"]], ids=" ".join
+)
+def test_every_command_answers_help_without_starting_tensorflow(argv, tmp_path):
+    """``python -m fer_exp.<command> --help``, and ``python -m fer_exp <command>`` (``fer-exp
+    <command>``) the same."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", command, "--help"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-X", "importtime", "-m", *argv, "--help"], cwd=tmp_path, capture_output=True, text=True
     )
+    command = ".".join(argv)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith(f"usage: python -m {command} [-h]"), proc.stdout[:300]
     assert "| tensorflow\n" not in proc.stderr  # --help must not cost TensorFlow's import

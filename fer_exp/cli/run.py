@@ -12,6 +12,7 @@ and the other jobs go on. Signals end the run KILLED with its checkpoints kept.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import signal
@@ -59,9 +60,17 @@ def main(cfg: DictConfig) -> float | None:
         return None
 
 
+# `fer-exp predict ...` is `python -m fer_exp.predict ...` (no Hydra override is a bare word)
+COMMANDS = ("audit", "compare", "ensemble", "export", "predict", "register", "sync")
+
+
 def cli() -> None:
     """Entry point: check the command line, run the Hydra app, then close any sweep it opened
-    — also when a job failed and Hydra is exiting non-zero (its on_multirun_end is skipped then)."""
+    — also when a job failed and Hydra is exiting non-zero (its on_multirun_end is skipped then).
+    A first argument naming another command (:data:`COMMANDS`) runs that command instead."""
+    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
+        command = importlib.import_module(f"fer_exp.cli.{sys.argv[1]}")
+        raise SystemExit(command.main(sys.argv[2:]))
     redact_log_records()
     redact_streams()
     message = preflight(sys.argv[1:])
