@@ -219,3 +219,29 @@ def test_the_sweep_parent_names_its_overrides_without_secrets(tmp_path, monkeypa
         cfg = hydra_compose("config", [*overrides, f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)
     sweep.MlflowSweepCallback().on_multirun_start(cfg)
     assert started["tags"]["overrides"] == "run_name=*** tracking_uri=http://***@host:5000 epochs=2"
+
+
+def test_a_study_names_its_trials_briefly_and_its_sampled_values_to_a_few_digits(tmp_path):
+    """Optuna samples 0.00915226100278092: the table shows 0.00915 (the CSV keeps it all) and
+    the picture labels each trial with its short run name, not its long overrides."""
+    trials = []
+    for job, (rate, name) in enumerate([("0.00915226100278092", "lr=0.0092"), ("0.0001316302763942842", "lr=0.00013")]):
+        run = _run(f"t{job}", f"optimizer.learning_rate={rate}", {"best_val_accuracy": 0.3 + job / 10}, job)
+        run.info.run_name = f"#{job} {name}"
+        run.data.params = {"optimizer.learning_rate": rate}
+        trials.append(run)
+    report = compare_runs(_Client(), trials, "best_val_accuracy", tmp_path)
+    header, _, *lines = report.markdown.splitlines()
+    names = [c.strip() for c in header.strip("|").split("|")]
+    cells = [dict(zip(names, (c.strip() for c in line.strip("|").split("|")))) for line in lines]
+    # best first: trial 1
+    assert [c["optimizer.learning_rate"] for c in cells] == ["0.000132", "0.00915"]
+    assert [c["overrides"] for c in cells] == ["optimizer.learning_rate=0.000132", "optimizer.learning_rate=0.00915"]
+    assert "0.00915226100278092" in (tmp_path / "comparison.csv").read_text()
+    rows = [
+        {"run": t.info.run_name, "run_id": t.info.run_id, "job": str(i), "status": "FINISHED"}
+        for i, t in enumerate(trials)
+    ]
+    rows = [r | {"overrides": t.data.tags["overrides"], "best_val_accuracy": 0.3} for r, t in zip(rows, trials)]
+    bars, _ = comparison_figure(rows, {}, [], "best_val_accuracy").axes
+    assert {t.get_text() for t in bars.get_yticklabels()} == {"#0 lr=0.0092", "#1 lr=0.00013"}

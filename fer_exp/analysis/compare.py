@@ -209,7 +209,10 @@ def shared_overrides(rows) -> set[str]:
 
 
 def _label(row, params, shared: set[str] = frozenset()) -> str:
-    """What was varied, compactly: the job's own overrides (else the differing params)."""
+    """What was varied, compactly: an Optuna trial's run name (``#3 rot=10 lr=0.0012``), else
+    the job's own overrides, else the differing params."""
+    if (row["run"] or "").startswith("#"):
+        return row["run"] if len(row["run"]) < 70 else row["run"][:67] + "..."
     pairs = [
         o.split("=", 1)
         for o in row["overrides"].split()

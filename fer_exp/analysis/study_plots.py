@@ -12,6 +12,7 @@ need two finished trials that differ) is skipped with a log line, never an error
 from __future__ import annotations
 
 import logging
+import textwrap
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +44,8 @@ def _draw(path: Path, plot: Callable[[], object], title: str) -> Path | None:
             return None
         fig = ax.figure
         ax.set_title("", loc="left")  # Optuna's own title, where ours would overlap it
-        ax.set_title(title)
+        # over the figure, not the axes: long setting names push the axes (and a title over them) right
+        fig.suptitle("\n".join(textwrap.wrap(title, 80)), fontsize=_RC["axes.titlesize"])
         fig.set_size_inches(*_RC["figure.figsize"])
         fig.tight_layout()
         fig.savefig(path, dpi=110)
