@@ -234,7 +234,9 @@ def tiny_keras(tmp_path_factory):
     folder.mkdir()
     keras.utils.set_random_seed(0)
     inputs = keras.Input((48, 48, 1))
-    outputs = keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs))
+    # float32 whatever policy an earlier in-process run on this worker left (bfloat16 on CPUs with it)
+    flat = keras.layers.Flatten(dtype="float32")(inputs)
+    outputs = keras.layers.Dense(7, activation="softmax", dtype="float32")(flat)
     keras.Model(inputs, outputs).save(folder / "best.keras")
     SPEC.save(folder)
     return folder

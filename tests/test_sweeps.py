@@ -204,14 +204,14 @@ def test_sweep_logs_to_a_tracking_server_over_http_without_leaking_credentials(t
 
 
 def test_comparison_labels_name_only_what_differs():
-    from fer_exp.analysis.compare import _label, shared_overrides
+    from fer_exp.analysis.table import run_label, shared_overrides
 
     rows = [
         {"overrides": f"augmentation={a} epochs=10 experiment_name=demo", "job": str(i), "run": f"r{i}"}
         for i, a in enumerate(["none", "seed"])
     ]
     shared = shared_overrides(rows)
-    assert [_label(row, [], shared) for row in rows] == ["#0 augmentation=none", "#1 augmentation=seed"]
+    assert [run_label(row, [], shared) for row in rows] == ["#0 augmentation=none", "#1 augmentation=seed"]
     assert shared_overrides(rows[:1]) == set()  # a single run keeps its whole label
 
 
