@@ -93,7 +93,7 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
             "preview_images=0",
             "callbacks.early_stopping.enabled=false",
             f"hydra.sweeper.n_trials={size['trials']}",
-            f"hydra.sweeper.sampler.seed={SEED}",
+            f"hydra.sweeper.sampler.seed={size['seed']}",
             f"hydra.sweeper.pruner.name={pruner}",
             f"hydra.sweeper.pruner.warmup_epochs={size['warmup']}",
         ],
@@ -162,13 +162,25 @@ def idle_sweeps(root: Path, size: dict) -> dict:
     return result
 
 
+def print_idle(idle_result: dict) -> None:
+    """The (b) table: each sweeper's idle share, busy and wall time."""
+    print(f"\n(b) trials of {idle_result['trial_epochs']} epochs on 2 workers")
+    print(f"{'sweeper':30s} {'idle share':>10s} {'busy':>8s} {'wall':>8s}")
+    labels = {"async": "fer_exp async (ask-run-tell)", "batch": "Hydra batches of 2 (joblib)"}
+    for kind, label in labels.items():
+        r = idle_result[kind]
+        print(f"{label:30s} {r['idle_share']:10.1%} {r['busy_s']:7.0f}s {r['wall_s']:7.0f}s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small version (a test runs it)")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON object here")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the sweeps' folders here")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"the studies' sampler seed (default {SEED})")
+    parser.add_argument("--pruning-only", action="store_true", help="measure (a) only")
     args = parser.parse_args()
-    size = QUICK if args.quick else FULL
+    size = {**(QUICK if args.quick else FULL), "seed": args.seed}
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -180,7 +192,7 @@ def main() -> None:
     full, pruned = studies["none"], studies["successive_halving"]
     share = pruned["epochs"] / full["epochs"] if full["epochs"] else None
     print(
-        f"\n(a) one study of {size['trials']} trials, up to {size['epochs']} epochs each, sampler seed {SEED}, "
+        f"\n(a) one study of {size['trials']} trials, up to {size['epochs']} epochs each, sampler seed {args.seed}, "
         f"first cut after epoch {size['warmup']}"
     )
     print(f"{'pruner':20s} {'best value':>10s} {'epochs':>7s} {'pruned':>7s} {'wall':>8s}")
@@ -189,13 +201,9 @@ def main() -> None:
     diff = 100 * (pruned["best_value"] - full["best_value"])
     print(f"pruned study: {share:.0%} of the epochs, best value {diff:+.2f} points", flush=True)
 
-    idle_result = idle_sweeps(root, size)
-    print(f"\n(b) trials of {idle_result['trial_epochs']} epochs on 2 workers")
-    print(f"{'sweeper':30s} {'idle share':>10s} {'busy':>8s} {'wall':>8s}")
-    labels = {"async": "fer_exp async (ask-run-tell)", "batch": "Hydra batches of 2 (joblib)"}
-    for kind, label in labels.items():
-        r = idle_result[kind]
-        print(f"{label:30s} {r['idle_share']:10.1%} {r['busy_s']:7.0f}s {r['wall_s']:7.0f}s")
+    idle_result = None if args.pruning_only else idle_sweeps(root, size)
+    if idle_result is not None:
+        print_idle(idle_result)
 
     result = {
         "cpu": cpu(),
