@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from predict_images import group_photo, synthetic_faces, train  # noqa: E402
+from predict_images import group_photo, model_or_train, synthetic_faces  # noqa: E402
 
 FER2013 = Path(os.environ.get("FER2013_ROOT", "/work/shared/data/fer2013"))
 
@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="fer_exp-bench-predict-") as tmp:
         work = Path(tmp)
-        model, uri = args.model, args.tracking_uri
-        if model is None:
-            model, uri = train(work), f"sqlite:///{work / 'mlflow.db'}"
+        model, uri = model_or_train(args.model, args.tracking_uri, work)
         predictor = load_predictor(model, tracking_uri=uri)
         crops = work / "crops"
         crops.mkdir()

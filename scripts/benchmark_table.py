@@ -27,7 +27,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fer_exp.analysis.evaluate import tta_label
+from fer_exp.augment.tta import tta_label
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"

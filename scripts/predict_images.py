@@ -86,6 +86,13 @@ def train(work: Path) -> str:
     return run.info.run_id
 
 
+def model_or_train(model: str | None, tracking_uri: str | None, work: Path) -> tuple[str, str | None]:
+    """``(model, tracking_uri)`` as given, or a short run trained in ``work`` and its store."""
+    if model is not None:
+        return model, tracking_uri
+    return train(work), f"sqlite:///{work / 'mlflow.db'}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Write docs/images/predict_photo.png (an annotated photo) and predict_grid.png (a folder's grid)."""
     from PIL import Image
@@ -98,9 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fer_exp-predict-") as tmp:
         work = Path(tmp)
-        model, uri = args.model, args.tracking_uri
-        if model is None:
-            model, uri = train(work), f"sqlite:///{work / 'mlflow.db'}"
+        model, uri = model_or_train(args.model, args.tracking_uri, work)
         photo, _ = group_photo(synthetic_faces(EXPRESSIONS, args.seed), seed=args.seed)
         Image.fromarray(photo).save(work / "group.jpg", quality=92)
         crops = work / "crops"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_exp.analysis.evaluate import predict, tta_views
+from fer_exp.analysis.evaluate import predict
+from fer_exp.augment.tta import tta_views
 
 
 def _dot(y: int, x: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from fer_exp.data.synthetic import CLASS_NAMES, render_face
 from fer_exp.errors import DataError, UserError
 from fer_exp.inference import inputs as inputs_mod
 from fer_exp.inference.faces import Box, detect_faces, square_crop, to_model_image
-from fer_exp.inference.predict import Options, predict_frames, views
+from fer_exp.inference.predict import Options, predict_frames
 from fer_exp.inference.preprocess import InputSpec
 from tests.conftest import REPO
 
@@ -82,13 +82,17 @@ def test_a_crop_is_square_around_the_box_and_repeats_the_edge():
     assert to_model_image(np.zeros((20, 20), np.uint8), 48, "rgb").shape == (48, 48, 3)
 
 
-def test_tta_views_are_the_runs_views():
-    from fer_exp.analysis.evaluate import tta_views
+def test_tta_with_shifts_averages_the_runs_views(tiny_keras):
+    """predict's --tta --tta-shift averages the views a run's evaluation averages."""
+    from fer_exp.augment.tta import tta_views
+    from fer_exp.inference.loading import load_predictor
 
-    x = np.random.default_rng(0).random((3, 8, 8, 1)).astype(np.float32)
-    for shift in (0, 2):
-        ours, runs = views(x, shift), tta_views(x, shift)
-        assert len(ours) == len(runs) and all(np.array_equal(a, b) for a, b in zip(ours, runs))
+    predictor = load_predictor(tiny_keras / "best.keras")
+    frames = _frames(3)
+    results = list(predict_frames(predictor, frames, Options(tta=True, tta_shift=2, batch_size=2)))
+    x = SPEC.prepare([f.image for f in frames])
+    expected = np.mean([predictor.model.predict_on_batch(v) for v in tta_views(x, 2)], axis=0)
+    np.testing.assert_allclose([r.faces[0].probs for r in results], expected, atol=1e-5)
 
 
 def _frames(n):

@@ -9,8 +9,8 @@ batch holding them is done: memory holds one batch of images, never a whole fold
 An image already at the model's ``pic_size`` is taken to be a cropped face (as FER-2013's are)
 and used whole, as is every image with ``detect=False``; those are read exactly as the training
 files were (:meth:`InputSpec.decode`: the run's resize filter). ``tta`` averages the views the
-runs average (:func:`views`: the face and its mirror, and with ``tta_shift`` their shifted
-copies), in one model call per batch.
+runs average (:func:`~fer_exp.augment.tta.tta_views`: the face and its mirror, and with
+``tta_shift`` their shifted copies), in one model call per batch.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fer_exp.augment.tta import tta_views
 from fer_exp.errors import UserError
 from fer_exp.inference.faces import Box, detect_faces, square_crop, to_model_image
 from fer_exp.inference.inputs import Frame
@@ -70,19 +71,6 @@ def find_faces(frame: Frame, spec, options: Options) -> Result:
     return Result(frame, faces, detected=True)
 
 
-def views(x: np.ndarray, shift: int = 0) -> list[np.ndarray]:
-    """The test-time views of a batch (N, H, W, C), as the runs make them
-    (``fer_exp.analysis.evaluate.tta_views``): the batch, with ``shift`` the batch moved
-    ``shift`` pixels up, down, left and right (edge pixels repeated), then all of these mirrored."""
-    out = [x]
-    if shift:
-        h, w = x.shape[1:3]
-        padded = np.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
-        for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
-            out.append(padded[:, shift + dy : shift + dy + h, shift + dx : shift + dx + w])
-    return out + [v[:, :, ::-1] for v in out]
-
-
 def check_model(predictor) -> None:
     """A UserError when a model's input layer does not take the images its input spec describes
     (a ``.keras`` file paired with another run's ``input_spec.json``); checked once, before any
@@ -104,7 +92,7 @@ def _shape(shape) -> str:
 
 def classify(predictor, images: np.ndarray, tta: bool = False, tta_shift: int = 0) -> np.ndarray:
     """(N, k) class probabilities of uint8 face images (N, S, S, C) at the model's size; with
-    ``tta``, averaged over :func:`views` of the standardized batch, as the runs do (all views
+    ``tta``, averaged over :func:`~fer_exp.augment.tta.tta_views` of the standardized batch, as the runs do (all views
     in one model call)."""
     members = getattr(predictor, "members", None)
     if members:  # an ensemble: each member standardizes its own way
@@ -114,10 +102,11 @@ def classify(predictor, images: np.ndarray, tta: bool = False, tta_shift: int = 
     if images.shape[1:] != predictor.spec.input_shape:  # an ensemble member of another size
         images = np.stack([predictor.spec.decode(image) for image in images])
     if hasattr(predictor, "predict_prepared"):
-        batch = views(predictor.spec.standardize(images), tta_shift) if tta else [predictor.spec.standardize(images)]
+        x = predictor.spec.standardize(images)
+        batch = tta_views(x, tta_shift) if tta else [x]
         probs = np.asarray(predictor.predict_prepared(np.concatenate(batch)))
     else:  # only raw images in: the views of the raw pixels
-        batch = views(images, tta_shift) if tta else [images]
+        batch = tta_views(images, tta_shift) if tta else [images]
         probs = np.asarray(predictor.predict_proba(np.concatenate(batch)))
     return probs.reshape(len(batch), len(images), -1).mean(axis=0)
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_exp.analysis.evaluate import evaluate, leak_free, predict, tta_label
+from fer_exp.analysis.evaluate import evaluate, leak_free, predict
 from fer_exp.analysis.plots import confusion_matrix_png
+from fer_exp.augment.tta import tta_label
 from fer_exp.config import RunConfig, validate
 from fer_exp.data.sources import load_splits
 from fer_exp.errors import UserError
