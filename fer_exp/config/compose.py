@@ -143,12 +143,19 @@ def _first_value(override) -> str:
     if override.is_discrete_sweep():
         return f"{key}={next(iter(override.sweep_string_iterator()))}"
     interval = override.value()
-    if interval.start >= interval.end:
-        typed = override.input_line.split("=", 1)[-1]
-        raise ConfigError(
-            f"{key}={typed}: the interval's low end ({interval.start}) must be below its high end ({interval.end})"
-        )
+    check_interval(key, override.input_line.split("=", 1)[-1], interval.start, interval.end)
     return f"{key}={interval.start}"  # an interval: its lower end
+
+
+def check_interval(key: str, typed: str, low, high) -> None:
+    """A search-space interval ``key=typed`` must have its low end below its high end.
+
+    >>> check_interval("epochs", "interval(3, 1)", 3, 1)
+    Traceback (most recent call last):
+    fer_exp.errors.ConfigError: epochs=interval(3, 1): the interval's low end (3) must be below its high end (1)
+    """
+    if low >= high:
+        raise ConfigError(f"{key}={typed}: the interval's low end ({low}) must be below its high end ({high})")
 
 
 def _sweep_jobs(base: DictConfig, overrides: list[str], loader) -> list[list[str]]:

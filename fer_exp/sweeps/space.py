@@ -25,6 +25,7 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Overrid
 from hydra.errors import HydraException
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from fer_exp.config.compose import check_interval
 from fer_exp.errors import ConfigError
 
 
@@ -87,10 +88,7 @@ def distribution(override: Override) -> BaseDistribution:
         return FloatDistribution(float(value.start), float(values[-1]), step=float(value.step))
     if isinstance(value, IntervalSweep):
         low, high, log = value.start, value.end, "log" in value.tags
-        if low >= high:
-            raise ConfigError(
-                f"{key}={_typed(override)}: the interval's low end ({low}) must be below its high end ({high})"
-            )
+        check_interval(key, _typed(override), low, high)
         if log and low <= 0:
             raise ConfigError(f"{key}={_typed(override)}: a log interval needs a low end above 0")
         if isinstance(low, int) and isinstance(high, int):
