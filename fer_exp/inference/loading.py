@@ -83,17 +83,11 @@ class EnsemblePredictor:
 
 
 def load_keras(path: str | Path):
-    """A fer_exp Keras model for inference (no optimizer), in Keras's safe mode."""
-    import keras
+    """A fer_exp Keras model for inference (no optimizer), in Keras's safe mode
+    (:func:`fer_exp.models.layers.load_saved_model`)."""
+    from fer_exp.models.layers import load_saved_model
 
-    import fer_exp.models.layers  # noqa: F401  (registers fer_exp's layers for loading)
-
-    try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-    except ValueError as exc:
-        if "safe_mode" in str(exc):
-            raise UserError(f"{path} holds code that loading would run (a Lambda layer): fer_exp refuses it") from None
-        raise
+    return load_saved_model(path, compile=False)
 
 
 def load_folder(folder: str | Path) -> Predictor | EnsemblePredictor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from typing_extensions import override
 
+from fer_exp.errors import UserError
+
 
 @keras.saving.register_keras_serializable(package="fer_exp")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
@@ -47,3 +49,20 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             self.moving_mean.assign(mean)
             self.moving_variance.assign(variance)
         return outputs
+
+
+def load_saved_model(path, compile: bool = True):
+    """A ``.keras`` file a fer_exp run wrote (fer_exp's layers registered by this module), with
+    its optimizer unless ``compile`` is False. Loaded in Keras's safe mode: a file that would run
+    code of its own (a ``Lambda`` layer) is refused with one message, not unpickled."""
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=compile)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        raise UserError(
+            f"{path} holds code that loading would run (a Lambda layer), so fer_exp refuses it "
+            "(Keras safe_mode). No fer_exp model has one: this file was not written by a fer_exp "
+            "run. Load it yourself with keras.models.load_model(..., safe_mode=False) only if you "
+            "trust where it came from"
+        ) from None

@@ -23,6 +23,7 @@ import numpy as np
 from typing_extensions import override
 
 from fer_exp import faults
+from fer_exp.models.layers import load_saved_model
 from fer_exp.training.keras_objects import BudgetFittedSchedule
 
 STATE_FILE = "state.json"
@@ -71,7 +72,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
                 setattr(self, key, self._initial_state[key])
         if self._initial_state and self.restore_best_weights and self._best_weights_path:
             # The best weights lived in memory; best.keras holds the same epoch's weights.
-            best = keras.models.load_model(self._best_weights_path, safe_mode=True, compile=False)
+            best = load_saved_model(self._best_weights_path, compile=False)
             self.best_weights = best.get_weights()
 
     def state(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fer_exp.errors import ConfigError, UserError
+from fer_exp.errors import ConfigError
 from fer_exp.training.callbacks import (
     Checkpointer,
     MlflowEpochMetrics,
@@ -28,24 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def load_checkpoint(path: Path):
-    """A model saved by :class:`~fer_exp.callbacks.Checkpointer`, with its optimizer state.
-    Loaded in Keras's safe mode: a file that would run code of its own (a ``Lambda`` layer) is
-    refused with one message, not unpickled."""
-    import keras
+    """A model saved by :class:`~fer_exp.training.callbacks.Checkpointer`, with its optimizer
+    state (:func:`fer_exp.models.layers.load_saved_model`: a Lambda layer is refused)."""
+    from fer_exp.models.layers import load_saved_model
 
-    import fer_exp.models.layers  # noqa: F401  (registers fer_exp's layers for loading)
-
-    try:
-        return keras.models.load_model(path, safe_mode=True)
-    except ValueError as exc:
-        if "safe_mode" not in str(exc):
-            raise
-        raise UserError(
-            f"{path} holds code that loading would run (a Lambda layer), so fer_exp refuses it "
-            "(Keras safe_mode). No fer_exp model has one: this file was not written by a fer_exp "
-            "run. Load it yourself with keras.models.load_model(..., safe_mode=False) only if you "
-            "trust where it came from"
-        ) from None
+    return load_saved_model(path)
 
 
 def load_best_weights(model, checkpoint_dir: Path) -> None:
