@@ -74,6 +74,24 @@ def kaggle_split_column(df, data: Fer2013CsvData, path: Path) -> str | None:
     return None
 
 
+def cell_pixels(text: str) -> tuple[np.ndarray | None, str | None]:
+    """One ``pixels`` cell as flat uint8 values, or None and what is wrong with it.
+
+    >>> cell_pixels("0 128 255")[0].tolist()
+    [0, 128, 255]
+    >>> cell_pixels("7 x 9")[1], cell_pixels("300")[1]
+    ("pixels must be space-separated integers, found 'x'", 'pixel values must be in 0..255, found 300..300')
+    """
+    try:
+        values = np.array(text.split(), dtype=np.int64)
+    except (ValueError, OverflowError):
+        word = next((w for w in text.split() if not w.lstrip("-").isdigit()), text[:20])
+        return None, f"pixels must be space-separated integers, found {word!r}"
+    if values.size and (values.min() < 0 or values.max() > 255):
+        return None, f"pixel values must be in 0..255, found {values.min()}..{values.max()}"
+    return values.astype(np.uint8), None
+
+
 def pixel_rows(column, path: Path, on_bad_image: str) -> tuple[np.ndarray, np.ndarray]:
     """The ``pixels`` column as uint8 images (N, side, side, 1), side from the value count most
     rows hold (48x48 in Kaggle's files), and which rows were well formed. Malformed rows (a word,
@@ -82,16 +100,10 @@ def pixel_rows(column, path: Path, on_bad_image: str) -> tuple[np.ndarray, np.nd
     rows: list[np.ndarray | None] = []  # uint8 per row: the whole file fits as Kaggle's 8-bit pixels
     problems: dict[int, str] = {}
     for i, text in enumerate(column.astype(str)):
-        try:
-            values = np.array(text.split(), dtype=np.int64)
-        except (ValueError, OverflowError):
-            word = next((w for w in text.split() if not w.lstrip("-").isdigit()), text[:20])
-            problems[i] = f"pixels must be space-separated integers, found {word!r}"
-            values = None
-        if values is not None and values.size and (values.min() < 0 or values.max() > 255):
-            problems[i] = f"pixel values must be in 0..255, found {values.min()}..{values.max()}"
-            values = None
-        rows.append(None if values is None else values.astype(np.uint8))
+        values, problem = cell_pixels(text)
+        if problem:
+            problems[i] = problem
+        rows.append(values)
     sizes, counts = np.unique([r.size for r in rows if r is not None] or [0], return_counts=True)
     size = int(sizes[counts.argmax()])
     side = int(round(size**0.5))

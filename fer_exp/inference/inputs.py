@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_exp.data.folders import IMAGE_EXTENSIONS, list_images
+from fer_exp.data.kaggle_csv import cell_pixels
 from fer_exp.errors import DataError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -157,13 +158,10 @@ def _read_table(path: str) -> Iterator[Frame]:
 def parse_pixels(text: str, path: str, row: int) -> np.ndarray:
     """A CSV cell of space-separated gray values as a square uint8 image, or a DataError naming
     the file, the row (as a spreadsheet numbers it: the header is row 1) and what was found."""
-    try:
-        values = np.array(text.split(), dtype=np.int64)
-    except ValueError:
-        raise DataError(f"{path} row {row + 2}: pixels must be space-separated integers, found {text[:40]!r}") from None
+    values, problem = cell_pixels(text)
+    if problem:
+        raise DataError(f"{path} row {row + 2}: {problem}")
     side = int(round(np.sqrt(values.size)))
     if values.size == 0 or side * side != values.size:
         raise DataError(f"{path} row {row + 2}: {values.size} pixel values do not make a square image (48x48 is 2304)")
-    if values.min() < 0 or values.max() > 255:
-        raise DataError(f"{path} row {row + 2}: pixel values must be 0..255, found {values.min()}..{values.max()}")
-    return values.astype(np.uint8).reshape(side, side)
+    return values.reshape(side, side)
