@@ -14,8 +14,17 @@
     share of the sweep is ``1 - busy / (workers * wall)``, busy being the sum of the trials'
     MLflow run durations and wall the span from the first run's start to the last one's end.
 
+An epoch in (a) is a whole pass over the 2,000 training faces, as an epoch is on real data.
+With epochs of a few batches, BatchNorm's moving averages (momentum 0.99) still hold their
+starting values for the first epochs, validation accuracy there is noise (classes collapse to
+one), and any pruner's first cut is a coin toss: earlier versions of this script measured
+exactly that.
+
 Every sweep runs in a fresh folder (its own mlflow.db and optuna.db). Prints the figures and,
-as its last line, one JSON object (also written to ``--json PATH``).
+as its last line, one JSON object (also written to ``--json PATH``). ``--record`` adds the
+result, dated, to ``docs/bench_sweeps.json``, from which ``scripts/benchmark_table.py`` renders
+the sweeps section of the benchmark page (:func:`render_sweeps`): one seed says little about
+pruning, so the record keeps every seed measured.
 """
 
 from __future__ import annotations
@@ -31,12 +40,13 @@ import time
 from pathlib import Path
 
 # warmup: epochs before the first cut (successive halving, reduction factor 3: cuts at w, 3w, ...);
-# idle_batches: train batches an epoch in (b), long enough that the trials' lengths differ
-FULL = {"trials": 24, "epochs": 12, "warmup": 2, "train_batches": 8, "val_batches": "null"}
+# train_batches null: whole epochs (see above); idle_batches: train batches an epoch in (b)
+FULL = {"trials": 24, "epochs": 10, "warmup": 2, "train_batches": "null", "val_batches": "null"}
 FULL.update({"idle_epochs": [6, 1, 5, 2, 4, 1, 6, 2], "idle_batches": "null"})
 QUICK = {"trials": 3, "epochs": 2, "warmup": 1, "train_batches": 1, "val_batches": 2}
 QUICK.update({"idle_epochs": [2, 1, 1, 1], "idle_batches": 1})
 SEED = 123
+RECORD = Path(__file__).resolve().parents[1] / "docs" / "bench_sweeps.json"
 
 
 def cpu() -> str:
@@ -179,6 +189,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the sweeps' folders here")
     parser.add_argument("--seed", type=int, default=SEED, help=f"the studies' sampler seed (default {SEED})")
     parser.add_argument("--pruning-only", action="store_true", help="measure (a) only")
+    parser.add_argument(
+        "--record", nargs="?", type=Path, const=RECORD, default=None, help=f"add the result to a record ({RECORD.name})"
+    )
     args = parser.parse_args()
     size = {**(QUICK if args.quick else FULL), "seed": args.seed}
     import optuna
@@ -207,6 +220,9 @@ def main() -> None:
 
     result = {
         "cpu": cpu(),
+        "date": time.strftime("%Y-%m-%d"),
+        "seed": args.seed,
+        "size": {k: None if size[k] == "null" else size[k] for k in ("trials", "epochs", "warmup", "train_batches")},
         "quick": args.quick,
         "pruning": {**studies, "epochs_share": share, "best_diff_points": round(diff, 2)},
         "idle": idle_result,
@@ -214,7 +230,73 @@ def main() -> None:
     text = json.dumps(result)
     if args.json:
         args.json.write_text(text + "\n")
+    if args.record:
+        earlier = json.loads(args.record.read_text()) if args.record.exists() else []
+        args.record.write_text(json.dumps([*earlier, result], indent=1) + "\n")
     print(text)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def render_sweeps(records: list[dict]) -> str:
+    """The benchmark page's section on sweeps: (a) per seed and its median, (b) per measurement."""
+    full = [r for r in records if not r.get("quick")]
+    if not full:
+        return ""
+    parts = [
+        "\n## Sweeps: pruning and asynchronous workers\n",
+        "Generated from `docs/bench_sweeps.json`, the records of `python scripts/bench_sweeps.py --record`"
+        " on the embedded synthetic faces (see the script for what it runs).\n",
+        "### Pruning\n",
+        "One Optuna study over augmentation and learning rate, run twice with the same sampler seed: without"
+        ' pruning and with successive halving (ASHA, reduction factor 3). "best" is each study\'s best'
+        ' validation accuracy over the trials that trained to the end; "epochs" is the pruned study\'s share of'
+        " the unpruned one's training epochs.\n",
+        "| date | CPU | seed | trials × epochs | train batches an epoch | first cut after epoch | best, no pruning"
+        " | best, pruned | difference (points) | epochs | wall, no pruning | wall, pruned |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    same_size = {}
+    for r in full:
+        p, size = r["pruning"], r.get("size", {})
+        key = (size.get("trials"), size.get("epochs"), size.get("warmup"), size.get("train_batches"))
+        same_size.setdefault(key, []).append(p)
+        parts.append(
+            f"| {r.get('date', '—')} | {r['cpu']} | {r.get('seed', '—')}"
+            f" | {size.get('trials', '?')} × {size.get('epochs', '?')} | {size.get('train_batches') or 'all'}"
+            f" | {size.get('warmup', '?')} | {100 * p['none']['best_value']:.2f} %"
+            f" | {100 * p['successive_halving']['best_value']:.2f} % | {p['best_diff_points']:+.2f}"
+            f" | {p['epochs_share']:.0%} | {p['none']['wall_s']:.0f} s | {p['successive_halving']['wall_s']:.0f} s |"
+        )
+    for (trials, epochs, warmup, batches), ps in same_size.items():
+        if len(ps) > 1:
+            parts.append(
+                f"\nOver the {len(ps)} seeds of {trials} trials × {epochs} epochs (first cut after epoch {warmup},"
+                f" train batches per epoch: {batches or 'all'}): median difference"
+                f" {_median([p['best_diff_points'] for p in ps]):+.2f} points, median share of the epochs"
+                f" {_median([p['epochs_share'] for p in ps]):.0%}."
+            )
+    idle = [r for r in full if r.get("idle")]
+    if idle:
+        parts += [
+            "\n### Idle workers\n",
+            "The same trials of unequal length on two workers: fer_exp's asynchronous sweeper (each worker asks"
+            " for the next trial when it is free) against Hydra's batches of two on the joblib launcher. Idle"
+            " share is 1 − busy / (workers × wall).\n",
+            "| date | CPU | trial epochs | idle share, fer_exp async | idle share, Hydra batches |",
+            "|---|---|---|---|---|",
+        ]
+        for r in idle:
+            i = r["idle"]
+            parts.append(
+                f"| {r.get('date', '—')} | {r['cpu']} | {i['trial_epochs']} | {i['async']['idle_share']:.1%}"
+                f" | {i['batch']['idle_share']:.1%} |"
+            )
+    return "\n".join(parts) + "\n"
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench_sweeps import RECORD as SWEEPS_RECORD
+from bench_sweeps import render_sweeps
+from benchmark_study import RECORD as STUDY_RECORD
+from benchmark_study import render_study
+
 from fer_exp.augment.tta import tta_label
 
 REPO = Path(__file__).resolve().parents[1]
@@ -480,7 +485,9 @@ def reproduce_list(records: list[dict], label, rank, everything: list[dict]) -> 
     return "\n".join(lines) + "\n"
 
 
-def render(records: list[dict]) -> str:
+def render(records: list[dict], study: dict | None = None, sweeps: list[dict] | None = None) -> str:
+    """The benchmark page: the recipes, the ablation, and the study and the sweep benchmark when
+    there are records of them."""
     main = [r for r in records if r["section"] == "main"]
     ablation = [r for r in records if r["section"] == "ablation"]
     parts = [
@@ -532,6 +539,10 @@ def render(records: list[dict]) -> str:
                 records,
             ),
         ]
+    if study is not None:
+        parts.append(render_study(study))
+    if sweeps:
+        parts.append(render_sweeps(sweeps))
     return "\n".join(parts)
 
 
@@ -542,6 +553,12 @@ def main(argv=None) -> int:
     parser.add_argument("--ablation", default=None, help="experiment holding the augmentation ablation sweep")
     parser.add_argument("--record", type=Path, default=DOCS / "benchmark_runs.json")
     parser.add_argument("--out", type=Path, default=DOCS / "benchmarks.md")
+    parser.add_argument(
+        "--study-record", type=Path, default=STUDY_RECORD, help="a study's record (scripts/benchmark_study.py)"
+    )
+    parser.add_argument(
+        "--sweeps-record", type=Path, default=SWEEPS_RECORD, help="the sweep benchmark's record (bench_sweeps.py)"
+    )
     parser.add_argument(
         "--migrate",
         action="store_true",
@@ -572,7 +589,9 @@ def main(argv=None) -> int:
     ordered = sorted(records.values(), key=lambda r: (r["date"], r["run_id"]))
     args.record.parent.mkdir(parents=True, exist_ok=True)
     args.record.write_text(json.dumps(ordered, indent=1) + "\n")
-    args.out.write_text(render(ordered))
+    study = json.loads(args.study_record.read_text()) if args.study_record.exists() else None
+    sweeps = json.loads(args.sweeps_record.read_text()) if args.sweeps_record.exists() else None
+    args.out.write_text(render(ordered, study, sweeps))
     print(f"written {args.out} ({len(ordered)} runs, {added} new) and {args.record}")
     return 0
 

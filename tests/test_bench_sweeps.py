@@ -15,9 +15,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_sweeps.py"
 
 @pytest.mark.slow
 def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
-    out = tmp_path / "bench.json"
+    out, record = tmp_path / "bench.json", tmp_path / "record.json"
+    record.write_text('[{"earlier": true}]')
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--workdir", str(tmp_path / "work")],
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--workdir", str(tmp_path / "work")]
+        + ["--record", str(record)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -25,7 +27,8 @@ def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == result  # printed as the last line too
-    assert result["quick"] is True and "cores" in result["cpu"]
+    assert json.loads(record.read_text()) == [{"earlier": True}, result]  # added to what was recorded
+    assert result["quick"] is True and "cores" in result["cpu"] and result["seed"] == 123
     pruning = result["pruning"]
     for pruner in ("none", "successive_halving"):
         study = pruning[pruner]
@@ -38,3 +41,45 @@ def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
     for kind in ("async", "batch"):
         r = idle[kind]
         assert r["trials"] == 4 and 0.0 <= r["idle_share"] < 1.0 and 0 < r["busy_s"] <= 2 * r["wall_s"]
+
+
+def _record(seed, none, pruned, share, batches=None, idle=None, quick=False):
+    def study(best):
+        return {"best_value": best, "epochs": 100, "trials": 24, "pruned": 0, "wall_s": 60.0}
+
+    return {
+        "cpu": "CPU X, 2 cores",
+        "date": "2026-11-27",
+        "seed": seed,
+        "quick": quick,
+        "size": {"trials": 24, "epochs": 10, "warmup": 2, "train_batches": batches},
+        "pruning": {
+            "none": study(none),
+            "successive_halving": study(pruned),
+            "epochs_share": share,
+            "best_diff_points": round(100 * (pruned - none), 2),
+        },
+        "idle": idle,
+    }
+
+
+def test_the_page_shows_every_seed_and_the_median_of_each_size():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import render_sweeps
+
+    idle = {"trial_epochs": [2, 1], "workers": 2, "async": {"idle_share": 0.031}, "batch": {"idle_share": 0.25}}
+    records = [
+        _record(1, 0.50, 0.49, 0.30),
+        _record(2, 0.60, 0.57, 0.40, idle=idle),
+        _record(3, 0.55, 0.55, 0.35),
+        _record(7, 0.47, 0.36, 0.28, batches=8),  # another size: its own row, in no median
+        _record(9, 0.1, 0.1, 0.1, quick=True),  # a --quick run is no measurement
+    ]
+    page = render_sweeps(records)
+    rows = [line for line in page.split("### Idle")[0].splitlines() if line.startswith("| 2026")]
+    assert len(rows) == 4 and "| 9 |" not in page
+    assert rows[1].split(" | ")[2:5] == ["2", "24 × 10", "all"] and "| 8 | 2 |" in rows[3]
+    assert "Over the 3 seeds of 24 trials × 10 epochs" in page
+    assert "median difference -1.00 points, median share of the epochs 35%" in page
+    assert "| 3.1% | 25.0% |" in page
+    assert render_sweeps([records[-1]]) == ""
