@@ -15,10 +15,10 @@
     MLflow run durations and wall the span from the first run's start to the last one's end.
 
 An epoch in (a) is a whole pass over the 2,000 training faces, as an epoch is on real data.
-With epochs of a few batches, BatchNorm's moving averages (momentum 0.99) still hold their
-starting values for the first epochs, validation accuracy there is noise (classes collapse to
-one), and any pruner's first cut is a coin toss: earlier versions of this script measured
-exactly that.
+With epochs of a few batches (this script's first version: 8), the network's predictions
+still swing from one class to another in the first epochs, validation accuracy there is noise
+(whole epochs at the rare classes' share), and a pruner's first cut is a coin toss: that
+version's record on the benchmark page shows it.
 
 Every sweep runs in a fresh folder (its own mlflow.db and optuna.db). Prints the figures and,
 as its last line, one JSON object (also written to ``--json PATH``). ``--record`` adds the
