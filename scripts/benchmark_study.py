@@ -117,7 +117,8 @@ def trial_records(study, runs_by_number: dict[int, object]) -> list[dict]:
                 "number": t.number,
                 "state": t.state.name,
                 "params": {k: _number(v) for k, v in t.params.items()},
-                "value": None if t.value is None else round(t.value, 4),
+                # Optuna gives a pruned trial its last reported value: not a value at the end
+                "value": round(t.value, 4) if t.state == TrialState.COMPLETE else None,
                 "per_epoch": per_epoch,
                 "epochs": max(per_epoch) if per_epoch else None,
                 "best_val_accuracy": _number(metrics.get("best_val_accuracy")),

@@ -63,7 +63,7 @@ def _make_study(folder: Path) -> tuple[str, str, dict[int, str]]:
             optuna.trial.create_trial(
                 params=dict(zip(KEYS, values)),
                 distributions=distributions,
-                value=max(curve) if state == "COMPLETE" else None,
+                value=max(curve) if state == "COMPLETE" else curve[-1],  # pruned: its last, as Optuna tells it
                 intermediate_values={epoch: v for epoch, v in enumerate(curve, start=1)},
                 state=getattr(optuna.trial.TrialState, state),
             )
