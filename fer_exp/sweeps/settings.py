@@ -8,6 +8,7 @@ match the objectives, or a storage that cannot be reached is one :class:`ConfigE
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -20,6 +21,9 @@ from fer_exp.tracking.redact import redact_text
 
 TARGET = "hydra_plugins.fer_exp_optuna.sweeper.FerExpOptunaSweeper"
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
+# hydra-submitit-launcher's launchers, by the submitit executor that runs their jobs
+_SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
+SUBMITIT_CLUSTERS = {_SUBMITIT + "SlurmLauncher": "slurm", _SUBMITIT + "LocalLauncher": "local"}
 DIRECTIONS = ("maximize", "minimize")
 
 
@@ -33,6 +37,8 @@ class OptunaSweeperConf:
     storage: str = "sqlite:///optuna.db"
     n_trials: int = 20  # in total for the study, over every run of the command
     n_jobs: int = 1  # asynchronous worker processes; 1 runs the trials in the sweep's process
+    # (with a submitit launcher, hydra/launcher=slurm: n_jobs jobs, each one worker)
+    launcher: str = "${hydra.launcher._target_}"  # read for the checks, not to be set
     direction: str = "maximize"  # of optimized_metric, when objectives is not set
     directions: list[str] | None = None  # one per objective
     objectives: list[str] | None = None  # final metrics (reports/final_metrics.json)
@@ -72,7 +78,7 @@ def objectives(settings: Mapping[str, Any], optimized_metric: str) -> tuple[list
 
 def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path | None = None) -> None:
     """Raise one ConfigError for the first thing wrong with the sweeper's settings: sampler,
-    pruner, directions, trial and worker counts, storage (reached, nothing created)."""
+    pruner, directions, trial and worker counts, launcher, storage (reached, nothing created)."""
     sampler = str((settings.get("sampler") or {}).get("name", "tpe"))
     if sampler not in SAMPLERS:
         raise ConfigError(unknown_name("hydra.sweeper.sampler.name", sampler, SAMPLERS, "sampler"))
@@ -86,10 +92,37 @@ def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path
     except ConfigError as exc:
         raise ConfigError(f"hydra.sweeper.{exc}") from None
     objectives(settings, optimized_metric)
+    cluster = SUBMITIT_CLUSTERS.get(str(settings.get("launcher")))
+    if cluster:
+        check_launcher(cluster, settings, cwd)
     for key in ("n_trials", "n_jobs"):
         if int(settings.get(key) or 0) < 1:
             raise ConfigError(f"hydra.sweeper.{key}={settings.get(key)} must be at least 1")
     check_storage(str(settings.get("storage")), cwd or Path.cwd())
+
+
+def check_launcher(cluster: str, settings: Mapping[str, Any], cwd: Path | None = None) -> None:
+    """Raise one ConfigError when the workers cannot run as submitit jobs on ``cluster``
+    (``slurm`` or ``local``): no job at all, or an sqlite storage shared by Slurm jobs that
+    may run on several machines (sqlite's locks do not hold across machines), no Slurm here."""
+    n_jobs = settings.get("n_jobs")
+    if int(n_jobs or 0) < 1:
+        raise ConfigError(
+            f"hydra.sweeper.n_jobs={n_jobs} with a submitit launcher: it is the number of jobs, each one "
+            "worker of the study; give at least 1 (e.g. hydra.sweeper.n_jobs=8)"
+        )
+    typed = str(settings.get("storage"))
+    if cluster == "slurm" and storage_url(typed, cwd or Path.cwd()).startswith("sqlite"):
+        raise ConfigError(
+            f"hydra.sweeper.storage={redact_text(typed)} with hydra/launcher=slurm: Slurm jobs on several "
+            "machines cannot share an sqlite file reliably; use a PostgreSQL storage, e.g. "
+            "'hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}' (see docs/many-machines.md)"
+        )
+    if cluster == "slurm" and not shutil.which("sbatch"):
+        raise ConfigError(
+            "hydra/launcher=slurm: no sbatch on this machine's PATH; run the command where Slurm jobs are "
+            "submitted (a login node), or start it as a job array (see docs/many-machines.md)"
+        )
 
 
 def storage_url(url: str, cwd: Path) -> str:

@@ -2,7 +2,9 @@
 tells the study how it ended, and asks again — no batch barrier, so a short or pruned trial
 never waits for a long one.
 
-``n_jobs`` workers run as processes (one runs in the sweep's own process when ``n_jobs`` is 1);
+``n_jobs`` workers run as processes (one runs in the sweep's own process when ``n_jobs`` is 1),
+or as submitit jobs when the sweep's launcher is hydra-submitit-launcher's (Slurm, local;
+:mod:`fer_exp.sweeps.submit`);
 a worker that dies does not stop the others, and its trial in flight is marked FAIL by the
 heartbeat on a later ask (:mod:`fer_exp.sweeps.study`). Each job goes through Hydra's
 ``run_job`` as the joblib launcher's do, with ``hydra.job.num`` = the trial's number, so job
@@ -32,6 +34,7 @@ from fer_exp.sweeps import trial as trials
 from fer_exp.sweeps.settings import objectives
 from fer_exp.sweeps.space import SearchSpace
 from fer_exp.sweeps.study import COUNTED, STATE_TAG, counted, open_storage, open_study, trial_run_ids
+from fer_exp.sweeps.submit import submit_workers, submitit_cluster
 from fer_exp.tracking.store import open_client
 
 log = logging.getLogger("fer_exp.sweeps")
@@ -54,6 +57,8 @@ class Launch:
     cwd: Path
     optimized_metric: str
     tracking_uri: str | None
+    # TensorFlow and input threads of each run (a Slurm job's CPUs); None: cores / n_jobs
+    threads: int | None = None
 
 
 class Stopped(KeyboardInterrupt):
@@ -70,7 +75,11 @@ def _stop(signum, frame):
 
 def run_workers(launch: Launch) -> list[int]:
     """Run the study to ``n_trials`` with ``n_jobs`` workers; returns each worker's exit code
-    (0 for one that ran in this process and ended normally)."""
+    (0 for one that ran in this process and ended normally). With a submitit launcher the
+    workers are ``n_jobs`` submitit jobs (:func:`fer_exp.sweeps.submit.submit_workers`)."""
+    cluster = submitit_cluster(launch.config)
+    if cluster:  # checked before (settings.check_launcher)
+        return submit_workers(launch, cluster, work, _stop)
     n_jobs = int(launch.settings.get("n_jobs") or 1)
     if n_jobs == 1:
         work(launch, 0)
@@ -186,6 +195,7 @@ def _run_job(launch: Launch, overrides: list[str], number: int):
     with open_dict(sweep_config):
         sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{number}"
         sweep_config.hydra.job.num = number
+        give_threads(sweep_config, launch.threads)
     HydraConfig.instance().set_config(sweep_config)
     return run_job(
         hydra_context=hydra_context,
@@ -194,6 +204,17 @@ def _run_job(launch: Launch, overrides: list[str], number: int):
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
     )
+
+
+def give_threads(job_config: DictConfig, threads: int | None) -> None:
+    """A job's TensorFlow and input threads = ``threads`` (a Slurm job's CPUs), unless the
+    config sets ``threads.intra_op`` (then nothing changes) or ``data.threads`` (kept); None
+    leaves them to fer_exp.cli.run, which gives each worker cores / n_jobs."""
+    if not threads or OmegaConf.select(job_config, "threads.intra_op"):
+        return
+    with open_dict(job_config):
+        job_config.threads.intra_op, job_config.threads.inter_op = threads, 1
+        job_config.data.threads = job_config.data.threads or min(threads, 256)  # data.threads <= 256
 
 
 def _final_metrics(ret) -> dict[str, float]:
