@@ -124,6 +124,26 @@ def test_good_command_lines_pass_the_check(argv):
     assert preflight(argv) is None
 
 
+@pytest.mark.parametrize(
+    ("argv", "key"),
+    [
+        (
+            ["-m", "hparams_search=optuna", "hydra.sweeper.storage=${oc.env:FER_EXP_TEST_UNSET}"],
+            "hydra.sweeper.storage",
+        ),
+        (["tracking_uri=${oc.env:FER_EXP_TEST_UNSET}"], "tracking_uri"),
+    ],
+)
+def test_an_unset_environment_variable_is_named(monkeypatch, argv, key):
+    monkeypatch.delenv("FER_EXP_TEST_UNSET", raising=False)
+    assert preflight(argv) == (
+        f"{key} reads the environment variable FER_EXP_TEST_UNSET, which is not set here: "
+        "export FER_EXP_TEST_UNSET=... (or source the file that sets it), then run the command again"
+    )
+    monkeypatch.setenv("FER_EXP_TEST_UNSET", "sqlite:///elsewhere.db")
+    assert preflight(argv) is None
+
+
 def test_the_message_keeps_secrets_out():
     message = preflight(["tracking_fallback=http://alice:s3cret@mlflow.lab"])
     assert "tracking_fallback=" in message and "s3cret" not in message and "http://***@mlflow.lab" in message

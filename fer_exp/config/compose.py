@@ -17,10 +17,11 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from fer_exp.config.schema import RunConfig
 from fer_exp.config.suggest import unknown_key, unknown_option
-from fer_exp.config.validate import validate
+from fer_exp.config.validate import unresolvable, validate
 from fer_exp.errors import ConfigError
 
 CONFIG_NAME = "config"
@@ -77,7 +78,15 @@ def compose_sweep(
     overrides: Sequence[str], multirun: bool = False
 ) -> tuple[list[tuple[list[str], RunConfig]], dict | None]:
     """:func:`compose_jobs`, and the sweep's ``hydra.sweeper`` settings resolved (with
-    ``optimized_metric`` added), None for a single run: what a sweeper checks before it starts."""
+    ``optimized_metric`` added), None for a single run: what a sweeper checks before it starts.
+    A value that cannot be resolved (``${oc.env:X}`` with X unset) is a ConfigError."""
+    try:
+        return _compose_sweep(overrides, multirun)
+    except InterpolationResolutionError as exc:
+        raise unresolvable(exc) from None
+
+
+def _compose_sweep(overrides: Sequence[str], multirun: bool) -> tuple[list[tuple[list[str], RunConfig]], dict | None]:
     with _hydra() as loader:
         parsed = _parse(list(overrides), loader)
         base = _compose([_first_value(o) for o in parsed], loader)

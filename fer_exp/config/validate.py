@@ -3,10 +3,11 @@ or one :class:`~fer_exp.errors.ConfigError` listing every problem by key, value 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 from pydantic import ValidationError
 
 from fer_exp.config.schema import RunConfig
@@ -14,16 +15,40 @@ from fer_exp.config.suggest import data_option_of, unknown_key
 from fer_exp.errors import ConfigError
 from fer_exp.tracking.redact import secret_keys
 
+_NO_ENV = re.compile(r"Environment variable '([^']+)' not found")
+
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """Resolve interpolations; a missing mandatory value becomes a ConfigError."""
     try:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except InterpolationResolutionError as exc:
+        raise unresolvable(exc) from None
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
         if "Missing mandatory value" in str(exc):
             raise ConfigError(f"{key} is required but not set: pass {key}=<value> on the command line") from None
         raise ConfigError(f"{key}: {exc}".splitlines()[0]) from None
+
+
+def unresolvable(exc: InterpolationResolutionError) -> ConfigError:
+    """One line for a setting whose value cannot be resolved, an unset environment variable named.
+
+    >>> from omegaconf import OmegaConf
+    >>> try:
+    ...     OmegaConf.create({"storage": "${oc.env:NO_SUCH_VARIABLE_SET}"}).storage
+    ... except InterpolationResolutionError as exc:
+    ...     print(str(unresolvable(exc)).split(":")[0])
+    storage reads the environment variable NO_SUCH_VARIABLE_SET, which is not set here
+    """
+    key = getattr(exc, "full_key", None) or "a setting"
+    if missing := _NO_ENV.search(str(exc)):
+        name = missing[1]
+        return ConfigError(
+            f"{key} reads the environment variable {name}, which is not set here: export {name}=... "
+            "(or source the file that sets it), then run the command again"
+        )
+    return ConfigError(f"{key} cannot be resolved: {str(exc).splitlines()[0]}")
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
