@@ -129,6 +129,16 @@ def trial_records(study, runs_by_number: dict[int, object]) -> list[dict]:
     return out
 
 
+def rank_by_epoch(trials: list[dict]) -> dict[int, float | None]:
+    """For each epoch, Spearman's correlation between the accuracy then and at the end, over
+    the trials that trained to the end: how well a cut after that epoch would have ranked them."""
+    finished = [t for t in trials if t["state"] == "COMPLETE"]
+    if len(finished) < 3:
+        return {}
+    last = min(max(t["per_epoch"]) for t in finished)
+    return {e: spearman([t["per_epoch"][e] for t in finished], [t["value"] for t in finished]) for e in range(1, last)}
+
+
 def first_cut(trials: list[dict]) -> int | None:
     """The epoch of the pruner's first cut: the earliest epoch a pruned trial stopped at."""
     stops = [t["epochs"] for t in trials if t["state"] == "PRUNED" and t["epochs"]]
@@ -165,6 +175,7 @@ def record_study(study, client, experiment: str, cpu: str) -> dict:
             "at_end": importances(trials, distributions, "value"),
         },
         "directions": {"at_cut": directions(trials, "at_cut"), "at_end": directions(trials, "value")},
+        "rank_by_epoch": rank_by_epoch(trials),
     }
 
 
@@ -258,6 +269,18 @@ def render_study(record: dict, pictures: str = "images/study") -> str:
             f"**Best trial: #{best['number']}**, validation accuracy {_pct(best['value'])} after"
             f" {best['epochs']} epochs (run `{(best.get('run_id') or '?')[:8]}`). To train its settings as one run:\n",
             f"```bash\n{reproduce(record, best)}\n```\n",
+        ]
+    ranks = record.get("rank_by_epoch") or {}
+    if ranks:
+        parts += [
+            "### Did the cut rank the trials well?\n",
+            f"For each epoch, Spearman's correlation between the accuracy after it and at the end, over the"
+            f" {n_end} trials that trained to the end (1: the same order). A cut after an epoch whose"
+            " correlation is low judges trials on noise. Only the survivors count (a narrower range of"
+            " accuracies), which tends to lower the correlations.\n",
+            "| epoch | " + " | ".join(str(e) for e in ranks) + " |",
+            "|---" * (len(ranks) + 1) + "|",
+            "| correlation with the end | " + " | ".join(_signed(v) for v in ranks.values()) + " |\n",
         ]
     at_cut, at_end = (family_importances(record["importances"][k]) for k in ("at_cut", "at_end"))
     if at_cut or at_end:

@@ -148,3 +148,16 @@ def test_the_page_shows_the_best_trial_and_a_command_that_trains_it(recorded, tm
     assert "rotation_range: 10" in job.stdout and "zoom_range: 0.25" in job.stdout
     assert "learning_rate: 0.003" in job.stdout and "horizontal_flip: false" in job.stdout
     assert "hydra.mode=RUN" in command  # one run, not the study again
+
+
+def test_each_epoch_is_scored_by_how_well_it_ranks_the_finished_trials():
+    sys.path.insert(0, str(REPO / "scripts"))
+    from benchmark_study import rank_by_epoch
+
+    def finished(curve):
+        return {"state": "COMPLETE", "per_epoch": dict(enumerate(curve, start=1)), "value": max(curve)}
+
+    # epoch 1 orders the three trials backwards, epoch 2 as at the end
+    trials = [finished([0.3, 0.40, 0.50]), finished([0.2, 0.45, 0.55]), finished([0.1, 0.50, 0.60])]
+    assert rank_by_epoch(trials) == {1: -1.0, 2: 1.0}
+    assert rank_by_epoch(trials[:2]) == {}  # two trials rank nothing
