@@ -274,11 +274,14 @@ def render_sweeps(records: list[dict]) -> str:
         )
     for (trials, epochs, warmup, batches), ps in same_size.items():
         if len(ps) > 1:
+            unpruned = [p["none"]["best_value"] for p in ps]
             parts.append(
                 f"\nOver the {len(ps)} seeds of {trials} trials × {epochs} epochs (first cut after epoch {warmup},"
                 f" train batches per epoch: {batches or 'all'}): median difference"
                 f" {_median([p['best_diff_points'] for p in ps]):+.2f} points, median share of the epochs"
-                f" {_median([p['epochs_share'] for p in ps]):.0%}."
+                f" {_median([p['epochs_share'] for p in ps]):.0%}. The unpruned studies' best values alone span"
+                f" {100 * min(unpruned):.2f}–{100 * max(unpruned):.2f} %"
+                " over these seeds: a difference within that span is what another seed changes as well."
             )
     idle = [r for r in full if r.get("idle")]
     if idle:
