@@ -32,12 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 # warmup: epochs before the first cut (successive halving, reduction factor 3: cuts at w, 3w, ...);
 # train_batches null: whole epochs (see above); idle_batches: train batches an epoch in (b)
@@ -51,16 +51,9 @@ RECORD = Path(__file__).resolve().parents[1] / "docs" / "bench_sweeps.json"
 
 def cpu() -> str:
     """The processor's model name and the cores this process may use."""
-    model = platform.processor() or platform.machine()
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        )
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {len(os.sched_getaffinity(0))} cores"
+    from fer_exp.training.hardware import cpu_name
+
+    return f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
 
 
 def sweep(folder: Path, overrides: list[str]) -> float:
@@ -236,12 +229,6 @@ def main() -> None:
     print(text)
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def render_sweeps(records: list[dict]) -> str:
     """The benchmark page's section on sweeps: (a) per seed and its median, (b) per measurement."""
     full = [r for r in records if not r.get("quick")]
@@ -278,8 +265,8 @@ def render_sweeps(records: list[dict]) -> str:
             parts.append(
                 f"\nOver the {len(ps)} seeds of {trials} trials × {epochs} epochs (first cut after epoch {warmup},"
                 f" train batches per epoch: {batches or 'all'}): median difference"
-                f" {_median([p['best_diff_points'] for p in ps]):+.2f} points, median share of the epochs"
-                f" {_median([p['epochs_share'] for p in ps]):.0%}. The unpruned studies' best values alone span"
+                f" {median([p['best_diff_points'] for p in ps]):+.2f} points, median share of the epochs"
+                f" {median([p['epochs_share'] for p in ps]):.0%}. The unpruned studies' best values alone span"
                 f" {100 * min(unpruned):.2f}–{100 * max(unpruned):.2f} %"
                 " over these seeds: a difference within that span is what another seed changes as well."
             )

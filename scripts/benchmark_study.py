@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,32 +51,19 @@ def _number(value):
 
 
 def spearman(xs: list[float], ys: list[float]) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); None when either side is constant.
+    """Spearman's rank correlation (scipy; average ranks for ties), rounded; None when either
+    side is constant.
 
     >>> spearman([1, 2, 3, 4], [10, 20, 30, 25])
     0.8
     >>> spearman([1, 1, 1], [1, 2, 3]) is None
     True
     """
+    from scipy.stats import spearmanr
 
-    def ranks(values):
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        out = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                out[order[k]] = (i + j) / 2
-            i = j + 1
-        return out
-
-    rx, ry = ranks([float(x) for x in xs]), ranks([float(y) for y in ys])
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    return None if sxx == 0 or syy == 0 else round(sxy / math.sqrt(sxx * syy), 4)
+    if len(set(xs)) < 2 or len(set(ys)) < 2:  # scipy warns and answers nan there
+        return None
+    return round(float(spearmanr([float(x) for x in xs], [float(y) for y in ys]).statistic), 4)
 
 
 def importances(trials: list[dict], distributions: dict, target: str) -> dict[str, float]:
@@ -193,7 +179,8 @@ def family_importances(found: dict[str, float]) -> dict[str, float]:
 
 
 def draw_families(record: dict, path: Path) -> Path | None:
-    """A bar chart of each family's importance at the cut and at the end, with the direction."""
+    """A bar chart of each family's importance at the cut and at the end (the directions are in
+    the page's table); None when there are no importances."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -343,13 +330,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import optuna
+    from bench_sweeps import cpu  # scripts/ is on the path: this file runs from there
     from mlflow.tracking import MlflowClient
 
     from fer_exp.analysis.study_plots import study_plots
     from fer_exp.sweeps.study import open_storage
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_sweeps import cpu
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

@@ -93,24 +93,24 @@ def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path
         raise ConfigError(f"hydra.sweeper.{exc}") from None
     objectives(settings, optimized_metric)
     cluster = SUBMITIT_CLUSTERS.get(str(settings.get("launcher")))
+    for key in ("n_trials", "n_jobs"):
+        if int(settings.get(key) or 0) >= 1:
+            continue
+        if key == "n_jobs" and cluster:  # there it counts jobs, which a user may not expect
+            raise ConfigError(
+                f"hydra.sweeper.n_jobs={settings.get(key)} with a submitit launcher: it is the number of jobs, "
+                "each one worker of the study; give at least 1 (e.g. hydra.sweeper.n_jobs=8)"
+            )
+        raise ConfigError(f"hydra.sweeper.{key}={settings.get(key)} must be at least 1")
     if cluster:
         check_launcher(cluster, settings, cwd)
-    for key in ("n_trials", "n_jobs"):
-        if int(settings.get(key) or 0) < 1:
-            raise ConfigError(f"hydra.sweeper.{key}={settings.get(key)} must be at least 1")
     check_storage(str(settings.get("storage")), cwd or Path.cwd())
 
 
 def check_launcher(cluster: str, settings: Mapping[str, Any], cwd: Path | None = None) -> None:
     """Raise one ConfigError when the workers cannot run as submitit jobs on ``cluster``
-    (``slurm`` or ``local``): no job at all, or an sqlite storage shared by Slurm jobs that
-    may run on several machines (sqlite's locks do not hold across machines), no Slurm here."""
-    n_jobs = settings.get("n_jobs")
-    if int(n_jobs or 0) < 1:
-        raise ConfigError(
-            f"hydra.sweeper.n_jobs={n_jobs} with a submitit launcher: it is the number of jobs, each one "
-            "worker of the study; give at least 1 (e.g. hydra.sweeper.n_jobs=8)"
-        )
+    (``slurm`` or ``local``): an sqlite storage shared by Slurm jobs that may run on several
+    machines (sqlite's locks do not hold across machines), or no Slurm here."""
     typed = str(settings.get("storage"))
     if cluster == "slurm" and storage_url(typed, cwd or Path.cwd()).startswith("sqlite"):
         raise ConfigError(
