@@ -105,6 +105,8 @@ def test_bad_study_settings_are_one_message(change, message, tmp_path):
         ("hydra.sweeper.sampler.name=tpee", "hydra.sweeper.sampler.name=tpee is not a sampler"),
         ("augmentation.rotatoin_range=interval(0, 3)", "did you mean augmentation.rotation_range?"),
         ("augmentation.zoom_range=interval(0.3, 0.1)", "the interval's low end (0.3) must be below its high end (0.1)"),
+        ("hydra.sweeper.pruner.reduction_factr=4", "did you mean hydra.sweeper.pruner.reduction_factor?"),
+        ("hydra.sweeper.pruner.report=mean", "hydra.sweeper.pruner.report=mean is not one of: best"),
     ],
 )
 def test_the_command_line_is_checked_before_any_folder(override, message, tmp_path, monkeypatch):
@@ -121,9 +123,12 @@ def test_a_good_study_passes_the_checks_and_its_defaults_are_documented(tmp_path
     from fer_exp.config.compose import compose_sweep
 
     monkeypatch.chdir(tmp_path)
-    overrides = ["hparams_search=optuna", "hydra.sweeper.pruner.name=median", "epochs=2"]
+    # any pruner's knob is a key to set, without the "+" of a new key
+    overrides = ["hparams_search=optuna", "hydra.sweeper.pruner.name=successive_halving", "epochs=2"]
+    overrides += ["hydra.sweeper.pruner.reduction_factor=4", "hydra.sweeper.pruner.report=last"]
     _, settings = compose_sweep(overrides, multirun=True)
     check_study(settings, overrides)  # raises on any problem
+    assert (settings["pruner"]["reduction_factor"], settings["pruner"]["report"]) == (4, "last")
     assert settings["_target_"] == "hydra_plugins.fer_exp_optuna.sweeper.FerExpOptunaSweeper"
     assert (settings["study_name"], settings["storage"]) == ("hparams_search", "sqlite:///optuna.db")
     assert list(tmp_path.iterdir()) == []

@@ -70,7 +70,7 @@ def test_bad_pruner_settings_are_one_clear_message(cfg, message):
 def test_describe_names_the_pruner_and_its_settings():
     assert describe({"name": "none", "warmup_epochs": 2}) == "none"
     assert describe({"name": "median", "warmup_epochs": 2}) == (
-        "median(warmup_epochs=2, n_startup_trials=5, interval_epochs=1)"
+        "median(warmup_epochs=2, n_startup_trials=5, interval_epochs=1, report=best)"
     )
 
 
@@ -100,12 +100,45 @@ def test_the_callback_reports_every_epoch_and_stops_after_the_pruned_one():
     from fer_exp.training.pruning import OptunaPruning
 
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.5))
-    active = sweep_trial.ActiveTrial(study.ask(), number=0, monitor="val_accuracy")
+    active = sweep_trial.ActiveTrial(study.ask(), number=0, monitor="val_accuracy", report="last")
     tracker = Tags()
     assert _epochs(OptunaPruning(active, tracker), [0.7, 0.6, 0.4, 0.8, 0.9]) == 3
     assert active.trial.storage.get_trial(active.trial._trial_id).intermediate_values == {1: 0.7, 2: 0.6, 3: 0.4}
     assert active.pruned_epoch == 3
     assert tracker.tags == {"fer_exp.trial_state": "PRUNED", "fer_exp.pruned_epoch": 3}
+
+
+@pytest.mark.parametrize(
+    ("direction", "monitor", "values", "reported"),
+    [
+        ("maximize", "val_accuracy", [0.6, 0.4, 0.45, 0.7], {1: 0.6, 2: 0.6, 3: 0.6, 4: 0.7}),
+        ("minimize", "val_loss", [0.9, 1.2, 0.8], {1: 0.9, 2: 0.9, 3: 0.8}),
+    ],
+)
+def test_the_default_report_is_the_best_value_so_far_so_one_bad_epoch_is_not_cut(direction, monitor, values, reported):
+    """The threshold would cut the second epoch's value; the best so far stays on the right side."""
+    from fer_exp.training.pruning import OptunaPruning
+
+    threshold = {"lower": 0.5} if direction == "maximize" else {"upper": 1.0}
+    study = optuna.create_study(direction=direction, pruner=optuna.pruners.ThresholdPruner(**threshold))
+    active = sweep_trial.ActiveTrial(study.ask(), number=0, monitor=monitor)
+
+    def ran(logs):
+        callback = OptunaPruning(active, Tags())
+        callback.set_model(SimpleNamespace(stop_training=False))
+        for epoch, value in enumerate(logs):
+            callback.on_epoch_end(epoch, {monitor: value})
+            if callback.model.stop_training:
+                return epoch + 1
+        return len(logs)
+
+    assert ran(values) == len(values) and not active.pruned
+    assert active.trial.storage.get_trial(active.trial._trial_id).intermediate_values == reported
+
+
+def test_a_bad_report_setting_is_one_clear_message():
+    with pytest.raises(ConfigError, match=re.escape("pruner.report=mean is not one of: best")):
+        make_pruner({"name": "median", "report": "mean"})
 
 
 def test_a_trial_the_pruner_keeps_trains_every_epoch():

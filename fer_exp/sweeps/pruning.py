@@ -2,11 +2,14 @@
 ``successive_halving`` (asynchronous successive halving, ASHA) and ``hyperband``.
 
 A trial reports its monitored validation metric once per epoch at step = epoch number
-(1-based, as in MLflow), so every "step" or "resource" below is an epoch. ``warmup_epochs``
+(1-based, as in MLflow), so every "step" or "resource" below is an epoch. What it reports is
+``report``: ``best`` (the default), the best value so far, which is what the trial would score
+as ``best_val_accuracy`` had it stopped there, so one unlucky epoch at a rung does not cut a
+trial; or ``last``, that epoch's value, as Optuna's own Keras callback reports. ``warmup_epochs``
 is the number of epochs every trial trains: the first pruning decision comes after that epoch
 (after the first one for 0), with each pruner (``n_warmup_steps`` of the median pruner,
-``min_resource`` of successive halving and hyperband). ``monitor`` (the metric reported) is the
-trial's business (:mod:`fer_exp.training.pruning`), accepted here and not used.
+``min_resource`` of successive halving and hyperband). ``monitor`` (the metric reported) and
+``report`` are the trial's business (:mod:`fer_exp.training.pruning`), checked here.
 
 Pruning needs one objective: Optuna refuses ``trial.report`` in a multi-objective study, so a
 two-objective study trains every trial to its end whatever pruner is configured.
@@ -18,14 +21,16 @@ two-objective study trains every trial to its end whatever pruner is configured.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from fer_exp.config.suggest import close_names
 from fer_exp.errors import ConfigError
 
+if TYPE_CHECKING:
+    import optuna
+
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
+REPORTS = ("best", "last")
 # The knobs each pruner reads besides its name; defaults are Optuna's unless noted.
 _KNOBS: dict[str, dict[str, Any]] = {
     "none": {"warmup_epochs": 0},
@@ -36,6 +41,19 @@ _KNOBS: dict[str, dict[str, Any]] = {
     "successive_halving": {"warmup_epochs": 0, "reduction_factor": 3, "min_early_stopping_rate": 0},
     "hyperband": {"warmup_epochs": 0, "max_epochs": "auto", "reduction_factor": 3},
 }
+
+
+def default_settings() -> dict[str, Any]:
+    """Every pruner setting with its default: the sweeper's ``pruner`` section before the
+    config's, so ``hydra.sweeper.pruner.reduction_factor=4`` works on the command line.
+
+    >>> default_settings()["reduction_factor"], default_settings()["report"]
+    (3, 'best')
+    """
+    settings: dict[str, Any] = {"name": "none", "monitor": "val_accuracy", "report": "best"}
+    for knobs in _KNOBS.values():
+        settings.update(knobs)  # a knob two pruners share has one default (see _KNOBS)
+    return settings
 
 
 def _check(cfg: Mapping) -> tuple[str, dict[str, Any]]:
@@ -50,8 +68,11 @@ def _check(cfg: Mapping) -> tuple[str, dict[str, Any]]:
     # A knob of another pruner is ignored, not refused: `pruner.name=none` on the command line
     # must work on a config written for successive halving.
     known = {k for each in _KNOBS.values() for k in each}
+    report = cfg.get("report", "best")
+    if report not in REPORTS:
+        raise ConfigError(f"pruner.report={report} is not one of: best (the best value so far), last (that epoch's)")
     for key, value in cfg.items():
-        if key in ("name", "monitor"):
+        if key in ("name", "monitor", "report"):
             continue
         if key not in known:
             close = close_names(str(key), known)
@@ -82,8 +103,9 @@ def make_pruner(cfg: Mapping) -> optuna.pruners.BasePruner:
     Raises:
         ConfigError: an unknown pruner or knob (with the closest name), or a value out of range.
     """
+    from optuna import pruners  # not at import: the sweeper's settings read the defaults at Hydra's plugin scan
+
     name, knobs = _check(cfg)
-    pruners = optuna.pruners
     if name == "none":
         return pruners.NopPruner()
     if name == "median":
@@ -107,8 +129,9 @@ def make_pruner(cfg: Mapping) -> optuna.pruners.BasePruner:
 
 def describe(cfg: Mapping) -> str:
     """A one-line description of the pruner for MLflow params and summaries, e.g.
-    ``successive_halving(warmup_epochs=1, reduction_factor=3, min_early_stopping_rate=0)``."""
+    ``successive_halving(warmup_epochs=1, reduction_factor=3, min_early_stopping_rate=0, report=best)``."""
     name, knobs = _check(cfg)
     if name == "none":
         return name
+    knobs["report"] = cfg.get("report", "best")
     return f"{name}({', '.join(f'{k}={v}' for k, v in knobs.items())})"

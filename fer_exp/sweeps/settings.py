@@ -17,6 +17,7 @@ from typing import Any
 
 from fer_exp.config.suggest import unknown_name
 from fer_exp.errors import ConfigError
+from fer_exp.sweeps.pruning import default_settings
 from fer_exp.tracking.redact import redact_text
 
 TARGET = "hydra_plugins.fer_exp_optuna.sweeper.FerExpOptunaSweeper"
@@ -43,9 +44,7 @@ class OptunaSweeperConf:
     directions: list[str] | None = None  # one per objective
     objectives: list[str] | None = None  # final metrics (reports/final_metrics.json)
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": None})
-    pruner: dict[str, Any] = field(
-        default_factory=lambda: {"name": "none", "warmup_epochs": 0, "monitor": "val_accuracy"}
-    )
+    pruner: dict[str, Any] = field(default_factory=default_settings)  # every pruner's keys
     heartbeat_s: int = 60  # a worker silent for 2 x this long has its trial marked FAIL
     params: dict[str, str] | None = None
 

@@ -40,6 +40,8 @@ class ActiveTrial:
         params: the sampled values as overrides, ``{"optimizer.learning_rate": 0.0012}``.
         study_name: the study the trial belongs to.
         monitor: the metric reported to the pruner each epoch (``val_accuracy``).
+        report: ``best`` (the best value of ``monitor`` so far, in the study's direction) or
+            ``last`` (that epoch's value).
         run_id: the MLflow run of the job, once it has started.
         metrics: the job's final metrics (``reports/final_metrics.json``), once it has ended.
         pruned_epoch: the epoch after which the pruner stopped the trial, None if it was not.
@@ -51,6 +53,7 @@ class ActiveTrial:
     params: dict[str, Any] = field(default_factory=dict)
     study_name: str = ""
     monitor: str = "val_accuracy"
+    report: str = "best"
     run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     pruned_epoch: int | None = None

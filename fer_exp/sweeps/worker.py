@@ -161,8 +161,9 @@ def run_trial(launch: Launch, study: optuna.Study, storage, trial: optuna.Trial)
     """Run ``trial`` as a Hydra job and tell the study COMPLETE (its objectives), PRUNED or FAIL."""
     names, _ = objectives(launch.settings, launch.optimized_metric)
     overrides = launch.space.overrides(trial.params)
-    monitor = str((launch.settings.get("pruner") or {}).get("monitor", "val_accuracy"))
-    active = trials.ActiveTrial(trial, trial.number, dict(trial.params), study.study_name, monitor)
+    pruner = launch.settings.get("pruner") or {}
+    monitor, report = str(pruner.get("monitor", "val_accuracy")), str(pruner.get("report", "best"))
+    active = trials.ActiveTrial(trial, trial.number, dict(trial.params), study.study_name, monitor, report)
     state, values = State.FAIL, None
     log.info("trial #%d: %s", trial.number, " ".join(overrides))
     try:

@@ -37,8 +37,12 @@ def can_prune(active: ActiveTrial) -> bool:
 
 
 class OptunaPruning(keras.callbacks.Callback):
-    """After each epoch: ``trial.report(logs[monitor], epoch)``, and when ``should_prune()``,
-    stop training after this epoch, tag the run and :meth:`~ActiveTrial.mark_pruned`.
+    """After each epoch: ``trial.report(value, epoch)``, and when ``should_prune()``, stop
+    training after this epoch, tag the run and :meth:`~ActiveTrial.mark_pruned`.
+
+    ``value`` is ``logs[monitor]`` when the trial's ``report`` is ``last``; for ``best`` (the
+    default) it is the best ``logs[monitor]`` so far in the study's direction, so a rung judges
+    what the trial would score had it stopped there, not one epoch's dip.
 
     Args:
         active: the trial in flight.
@@ -49,6 +53,9 @@ class OptunaPruning(keras.callbacks.Callback):
         super().__init__()
         self.active, self.tracker = active, tracker
         self._warned = False
+        self._best: float | None = None
+        study = getattr(active.trial, "study", None)
+        self._better = min if study is not None and study.direction.name == "MINIMIZE" else max
 
     @override
     def on_epoch_end(self, epoch, logs=None):
@@ -59,11 +66,15 @@ class OptunaPruning(keras.callbacks.Callback):
                 self._warned = True
             return
         done = epoch + 1  # steps are 1-based epochs, as in MLflow
-        self.active.trial.report(float(value), done)
+        value = float(value)
+        self._best = value if self._best is None else self._better(self._best, value)
+        reported = self._best if self.active.report == "best" else value
+        self.active.trial.report(reported, done)
         if not self.active.trial.should_prune():
             return
+        what = f"best {self.active.monitor} so far" if self.active.report == "best" else self.active.monitor
         # leading newline: Keras's progress bar has not ended its line yet
-        print(f"\nEpoch {done}: trial {self.active.number} pruned ({self.active.monitor}={float(value):.4f}); stopping")
+        print(f"\nEpoch {done}: trial {self.active.number} pruned ({what} {reported:.4f}); stopping")
         self.active.mark_pruned(done)
         self.model.stop_training = True
         if self.tracker is not None:
