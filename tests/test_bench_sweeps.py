@@ -43,7 +43,7 @@ def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
         assert r["trials"] == 4 and 0.0 <= r["idle_share"] < 1.0 and 0 < r["busy_s"] <= 2 * r["wall_s"]
 
 
-def _record(seed, none, pruned, share, batches=None, idle=None, quick=False):
+def _record(seed, none, pruned, share, batches=None, idle=None, quick=False, **design):
     def study(best):
         return {"best_value": best, "epochs": 100, "trials": 24, "pruned": 0, "wall_s": 60.0}
 
@@ -52,7 +52,7 @@ def _record(seed, none, pruned, share, batches=None, idle=None, quick=False):
         "date": "2026-11-27",
         "seed": seed,
         "quick": quick,
-        "size": {"trials": 24, "epochs": 10, "warmup": 2, "train_batches": batches},
+        "size": {"trials": 24, "epochs": 10, "warmup": 2, "train_batches": batches, **design},
         "pruning": {
             "none": study(none),
             "successive_halving": study(pruned),
@@ -63,24 +63,50 @@ def _record(seed, none, pruned, share, batches=None, idle=None, quick=False):
     }
 
 
-def test_the_page_shows_every_seed_and_the_median_of_each_size():
+def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_the_goal():
     sys.path.insert(0, str(SCRIPT.parent))
     from bench_sweeps import render_sweeps
 
     idle = {"trial_epochs": [2, 1], "workers": 2, "async": {"idle_share": 0.031}, "batch": {"idle_share": 0.25}}
+    new = {"n_val": 3000, "report": "best", "schedule": "cosine"}
     records = [
-        _record(1, 0.50, 0.49, 0.30),
-        _record(2, 0.60, 0.57, 0.40, idle=idle),
+        _record(7, 0.47, 0.36, 0.28, batches=8),  # an early design: its own table, in no median
+        _record(1, 0.50, 0.49, 0.30),  # before n_val, report and schedule were recorded: 500, last, plateau
+        _record(2, 0.60, 0.57, 0.40, idle=idle, n_val=500, report="last", schedule="plateau"),
         _record(3, 0.55, 0.55, 0.35),
-        _record(7, 0.47, 0.36, 0.28, batches=8),  # another size: its own row, in no median
+        _record(1, 0.80, 0.798, 0.36, **new),
+        {**_record(2, 0.81, 0.80, 0.41, **new), "note": "the wall times are too long"},
         _record(9, 0.1, 0.1, 0.1, quick=True),  # a --quick run is no measurement
     ]
     page = render_sweeps(records)
-    rows = [line for line in page.split("### Idle")[0].splitlines() if line.startswith("| 2026")]
-    assert len(rows) == 4 and "| 9 |" not in page
-    assert rows[1].split(" | ")[2:5] == ["2", "24 × 10", "all"] and "| 8 | 2 |" in rows[3]
-    assert "Over the 3 seeds of 24 trials × 10 epochs" in page
-    assert "median difference -1.00 points, median share of the epochs 35%" in page
-    assert "best values alone span 50.00–60.00 %" in page  # seeds 1-3 without pruning, not seed 7's
+    pruning = page.split("### Idle")[0]
+    tables = pruning.split("\n**")[1:]
+    assert len(tables) == 3 and "| 9 |" not in page
+    newest, middle, early = tables  # the current design first
+    assert newest.startswith("24 trials × 10 whole epochs, 3000 validation faces, schedule=cosine; first cut after")
+    assert "the trials report the best value so far" in newest.splitlines()[0]
+    assert "each epoch's value" in middle.splitlines()[0] and "500 validation faces, schedule=plateau" in middle
+    assert "epochs of 8 batches" in early.splitlines()[0]
+    rows = [line for line in middle.splitlines() if line.startswith("| 2026")]
+    assert [row.split(" | ")[2] for row in rows] == ["1", "2", "3"]
+    assert "median difference -1.00 points, median share of the epochs 35%" in middle
+    assert "best values alone span 50.00–60.00 %" in middle  # seeds 1-3 without pruning, not seed 7's
+    assert "over the seeds: **not met** (best -1.00 points: outside the goal; 35% of the epochs: within" in middle
+    # medians of two seeds: of -0.20 and -1.00 points, -0.60 (outside); of 36 % and 41 %, 38 % (within)
+    assert "**not met** (best -0.60 points: outside the goal; 38% of the epochs: within it)" in newest
+    assert "by this one seed: **not met** (best -11.00 points" in early
+    assert "\nSeed 2 (2026-11-27): the wall times are too long.\n" in newest
     assert "| 3.1% | 25.0% |" in page
     assert render_sweeps([records[-1]]) == ""
+
+
+def test_the_goal_is_met_when_the_median_is_close_enough_and_cheap_enough():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import verdict
+
+    def p(diff, share):
+        return {"best_diff_points": diff, "epochs_share": share}
+
+    assert "**met** (best -0.40 points: within the goal; 40% of the epochs: within it)" in verdict([p(-0.4, 0.40)])
+    assert "**met**" in verdict([p(-2.0, 0.3), p(0.0, 0.35), p(+1.0, 0.5)])  # medians -0.0 and 35 %
+    assert "**not met**" in verdict([p(0.0, 0.41)]) and "**not met**" in verdict([p(-0.6, 0.2)])
