@@ -313,7 +313,7 @@ def render_sweeps(records: list[dict]) -> str:
     for r in full:
         designs.setdefault(design(r), []).append(r)
     for key, rs in reversed(designs.items()):
-        rs = sorted(rs, key=lambda r: (r.get("seed") or 0))
+        rs = sorted(rs, key=lambda r: r.get("seed") or 0)
         parts += [
             f"\n**{describe_design(key)}**\n",
             "| date | CPU | seed | best, no pruning | best, pruned | difference (points) | epochs | wall, no pruning"
