@@ -51,6 +51,8 @@ import time
 from pathlib import Path
 from statistics import median
 
+from benchmark_study import cpu, rank_by_epoch, trial_records  # scripts/ is on the path
+
 # warmup: epochs before the first cut; reduction_factor r: cuts at w, w·r, ... keep 1/r each;
 # train_batches null: whole epochs (see above); n_val: synthetic validation faces (see above);
 # idle_batches: train batches an epoch in (b)
@@ -70,13 +72,6 @@ DESIGN_FLAGS = {"epochs": int, "warmup": int, "reduction_factor": int, "n_val": 
 GOAL_POINTS, GOAL_SHARE = 0.5, 0.40
 SEED = 123
 RECORD = Path(__file__).resolve().parents[1] / "docs" / "bench_sweeps.json"
-
-
-def cpu() -> str:
-    """The processor's model name and the cores this process may use."""
-    from fer_exp.training.hardware import cpu_name
-
-    return f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
 
 
 def sweep(folder: Path, overrides: list[str]) -> float:
@@ -131,13 +126,16 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'optuna.db'}")
     states = [t.state.name for t in study.trials]
     runs = trial_runs(folder, name)
-    return {
+    result = {
         "best_value": study.best_value,
         "epochs": int(sum(r.data.metrics.get("epochs_run", 0) for r in runs)),
         "trials": len(states),
         "pruned": states.count("PRUNED"),
         "wall_s": round(wall, 1),
     }
+    if pruner == "none":  # every trial trained to the end: where a cut would have ranked them well
+        result["rank_by_epoch"] = rank_by_epoch(trial_records(study, {}))
+    return result
 
 
 def idle(runs, workers: int) -> dict:
@@ -293,6 +291,27 @@ def verdict(ps: list[dict]) -> str:
     )
 
 
+def render_ranks(records: list[dict], cut: int) -> str:
+    """How well each epoch ranked the unpruned study's trials (Spearman with the end, median
+    over the seeds that recorded it); empty when none did."""
+    ranks = [r["pruning"]["none"].get("rank_by_epoch") for r in records]
+    ranks = [{int(e): v for e, v in rank.items() if v is not None} for rank in ranks if rank]
+    if not ranks:
+        return ""
+    epochs = sorted(set().union(*ranks))
+    per_epoch = {e: median(rank[e] for rank in ranks if e in rank) for e in epochs}
+    return "\n".join(
+        [
+            f"\nHow well each epoch ranked the unpruned study's {records[0]['size']['trials']} trials: Spearman's"
+            " correlation of the accuracy after that epoch with the accuracy at the end (1: the same order),"
+            f" median over the {len(ranks)} seed(s) that recorded it. The first cut is after epoch {cut}.\n",
+            "| epoch | " + " | ".join(f"**{e}**" if e == cut else str(e) for e in epochs) + " |",
+            "|---" * (len(epochs) + 1) + "|",
+            "| correlation with the end | " + " | ".join(f"{per_epoch[e]:+.2f}" for e in epochs) + " |",
+        ]
+    )
+
+
 def render_sweeps(records: list[dict]) -> str:
     """The benchmark page's section on sweeps: (a) one table per design, each seed and their
     median, newest design first; (b) per measurement."""
@@ -341,6 +360,7 @@ def render_sweeps(records: list[dict]) -> str:
                 " seeds: a difference within that span is what another seed changes as well."
             )
         parts.append(verdict([r["pruning"] for r in rs]))
+        parts.append(render_ranks(rs, dict(zip(SIZE_KEYS, key))["warmup"]))
     idle = [r for r in full if r.get("idle")]
     if idle:
         parts += [

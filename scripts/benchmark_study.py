@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,13 @@ FAMILIES = {
     "augmentation.contrast_prob": "contrast and gamma",
     "optimizer.learning_rate": "learning rate",
 }
+
+
+def cpu() -> str:
+    """The processor's model name and the cores this process may use."""
+    from fer_exp.training.hardware import cpu_name
+
+    return f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
 
 
 def _number(value):
@@ -330,7 +338,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import optuna
-    from bench_sweeps import cpu  # scripts/ is on the path: this file runs from there
     from mlflow.tracking import MlflowClient
 
     from fer_exp.analysis.study_plots import study_plots

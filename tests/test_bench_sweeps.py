@@ -34,6 +34,7 @@ def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
         study = pruning[pruner]
         assert study["trials"] == 3 and 0.0 <= study["best_value"] <= 1.0 and study["wall_s"] > 0
     assert pruning["none"]["pruned"] == 0 and pruning["none"]["epochs"] == 3 * 2  # every trial, every epoch
+    assert list(pruning["none"]["rank_by_epoch"]) == ["1"]  # epoch 1 against the end (epoch 2)
     assert 3 <= pruning["successive_halving"]["epochs"] <= 3 * 2
     assert pruning["epochs_share"] == pytest.approx(pruning["successive_halving"]["epochs"] / 6)
     idle = result["idle"]
@@ -78,6 +79,9 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
         {**_record(2, 0.81, 0.80, 0.41, **new), "note": "the wall times are too long"},
         _record(9, 0.1, 0.1, 0.1, quick=True),  # a --quick run is no measurement
     ]
+    # the unpruned studies' per-epoch ranking (JSON keys are strings; an epoch without a value is left out)
+    for r, ranks in zip(records[4:6], ({"1": -0.4, "2": 0.1, "3": 0.5}, {"1": -0.2, "2": 0.3, "3": None})):
+        r["pruning"]["none"]["rank_by_epoch"] = ranks
     page = render_sweeps(records)
     pruning = page.split("### Idle")[0]
     tables = pruning.split("\n**")[1:]
@@ -96,6 +100,9 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
     assert "**not met** (best -0.60 points: outside the goal; 38% of the epochs: within it)" in newest
     assert "by this one seed: **not met** (best -11.00 points" in early
     assert "\nSeed 2 (2026-11-27): the wall times are too long.\n" in newest
+    assert "median over the 2 seed(s) that recorded it. The first cut is after epoch 2." in newest
+    assert "| epoch | 1 | **2** | 3 |" in newest and "| correlation with the end | -0.30 | +0.20 | +0.50 |" in newest
+    assert "correlation with the end" not in middle  # its records have no ranking
     assert "| 3.1% | 25.0% |" in page
     assert render_sweeps([records[-1]]) == ""
 
