@@ -17,7 +17,7 @@ from typing import Any
 
 from fer_exp.config.suggest import unknown_name
 from fer_exp.errors import ConfigError
-from fer_exp.sweeps.pruning import default_settings
+from fer_exp.sweeps.pruning import PRUNERS, default_settings, make_pruner
 from fer_exp.tracking.redact import redact_text
 
 TARGET = "hydra_plugins.fer_exp_optuna.sweeper.FerExpOptunaSweeper"
@@ -81,8 +81,6 @@ def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path
     sampler = str((settings.get("sampler") or {}).get("name", "tpe"))
     if sampler not in SAMPLERS:
         raise ConfigError(unknown_name("hydra.sweeper.sampler.name", sampler, SAMPLERS, "sampler"))
-    from fer_exp.sweeps.pruning import PRUNERS, make_pruner  # optuna: not at Hydra's plugin scan
-
     pruner = str((settings.get("pruner") or {}).get("name", "none"))
     if pruner not in PRUNERS:
         raise ConfigError(unknown_name("hydra.sweeper.pruner.name", pruner, PRUNERS, "pruner"))
