@@ -56,14 +56,30 @@ from benchmark_study import cpu, rank_by_epoch, trial_records  # scripts/ is on 
 # warmup: epochs before the first cut; reduction_factor r: cuts at w, w·r, ... keep 1/r each;
 # train_batches null: whole epochs (see above); n_val: synthetic validation faces (see above);
 # idle_batches: train batches an epoch in (b)
-FULL = {"trials": 24, "epochs": 12, "warmup": 2, "reduction_factor": 3, "n_val": 3000, "report": "best"}
-FULL["schedule"] = "cosine"
-FULL.update({"train_batches": "null", "val_batches": "null"})
-FULL.update({"idle_epochs": [6, 1, 5, 2, 4, 1, 6, 2], "idle_batches": "null"})
-QUICK = {"trials": 3, "epochs": 2, "warmup": 1, "reduction_factor": 3, "n_val": 500, "report": "best"}
-QUICK["schedule"] = "cosine"
-QUICK.update({"train_batches": 1, "val_batches": 2})
-QUICK.update({"idle_epochs": [2, 1, 1, 1], "idle_batches": 1})
+FULL = {
+    "trials": 24,
+    "epochs": 12,
+    "warmup": 2,
+    "reduction_factor": 3,
+    "n_val": 3000,
+    "report": "best",
+    "schedule": "cosine",
+    "train_batches": "null",
+    "val_batches": "null",
+    "idle_epochs": [6, 1, 5, 2, 4, 1, 6, 2],
+    "idle_batches": "null",
+}
+QUICK = {
+    **FULL,
+    "trials": 3,
+    "epochs": 2,
+    "warmup": 1,
+    "n_val": 500,
+    "train_batches": 1,
+    "val_batches": 2,
+    "idle_epochs": [2, 1, 1, 1],
+    "idle_batches": 1,
+}
 # what a record's "size" keeps; records made before a key existed had the value given here
 SIZE_KEYS = {"trials": None, "epochs": None, "warmup": None, "train_batches": None}
 SIZE_KEYS.update({"reduction_factor": 3, "n_val": 500, "report": "last", "schedule": "plateau"})
@@ -276,10 +292,15 @@ def describe_design(key: tuple) -> str:
     )
 
 
+def medians(ps: list[dict]) -> tuple[float, float]:
+    """The pruned studies' median difference (points) and median share of the epochs."""
+    return median(p["best_diff_points"] for p in ps), median(p["epochs_share"] for p in ps)
+
+
 def verdict(ps: list[dict]) -> str:
     """Whether the pruned studies (their median over seeds) meet the goal: the best within
     GOAL_POINTS of the unpruned best with at most GOAL_SHARE of the epochs."""
-    diff, share = median(p["best_diff_points"] for p in ps), median(p["epochs_share"] for p in ps)
+    diff, share = medians(ps)
     close, cheap = diff >= -GOAL_POINTS, share <= GOAL_SHARE
     what = "met" if close and cheap else "not met"
     seeds = "the median over the seeds" if len(ps) > 1 else "this one seed"
@@ -350,16 +371,17 @@ def render_sweeps(records: list[dict]) -> str:
         for r in rs:  # what the record says about its own measurement
             if r.get("note"):
                 parts.append(f"\nSeed {r.get('seed', '—')} ({r.get('date', '—')}): {r['note']}.")
-        if len(rs) > 1:
-            ps = [r["pruning"] for r in rs]
+        ps = [r["pruning"] for r in rs]
+        if len(ps) > 1:
+            diff, share = medians(ps)
             unpruned = [p["none"]["best_value"] for p in ps]
             parts.append(
-                f"\nOver these {len(ps)} seeds: median difference {median([p['best_diff_points'] for p in ps]):+.2f}"
-                f" points, median share of the epochs {median([p['epochs_share'] for p in ps]):.0%}. The unpruned"
+                f"\nOver these {len(ps)} seeds: median difference {diff:+.2f}"
+                f" points, median share of the epochs {share:.0%}. The unpruned"
                 f" studies' best values alone span {100 * min(unpruned):.2f}–{100 * max(unpruned):.2f} % over these"
                 " seeds: a difference within that span is what another seed changes as well."
             )
-        parts.append(verdict([r["pruning"] for r in rs]))
+        parts.append(verdict(ps))
         parts.append(render_ranks(rs, dict(zip(SIZE_KEYS, key))["warmup"]))
     idle = [r for r in full if r.get("idle")]
     if idle:
