@@ -234,31 +234,3 @@ def test_the_fer2013_augmentation_study_composes_and_every_corner_of_its_space_i
     ]
     run = compose(highest)
     assert run.augmentation.gamma_prob == 0.5 and run.augmentation.mixup_prob + run.augmentation.cutmix_prob == 1
-
-
-@pytest.mark.parametrize(
-    ("report", "expected"), [("best", {1: 0.6, 2: 0.6}), (None, {1: 0.6, 2: 0.6}), ("last", {1: 0.6, 2: 0.4})]
-)
-def test_the_studys_pruner_settings_reach_the_trials_callback(tmp_path, report, expected, monkeypatch):
-    """The worker hands ``pruner.monitor`` and ``pruner.report`` to the trial its job trains."""
-    from hydra.core.utils import JobStatus
-
-    from fer_exp.sweeps import worker
-    from fer_exp.training.pruning import OptunaPruning
-    from tests.test_optuna_sweeper import _launch
-
-    def job(launch, overrides, number):  # two epochs of a training that logs "val_acc"
-        callback = OptunaPruning(sweep_trial.current())
-        callback.set_model(SimpleNamespace(stop_training=False))
-        for epoch, value in enumerate([0.6, 0.4]):
-            callback.on_epoch_end(epoch, {"val_acc": value})
-        sweep_trial.current().metrics = {"best_val_accuracy": 0.6}
-        return SimpleNamespace(status=JobStatus.COMPLETED)
-
-    monkeypatch.setattr(worker, "_run_job", job)
-    pruner = {"name": "none", "monitor": "val_acc", **({"report": report} if report else {})}
-    study = optuna.create_study(direction="maximize")
-    trial = study.ask()
-    trial.suggest_float("augmentation.zoom_range", 0.0, 0.3)
-    assert worker.run_trial(_launch(tmp_path, pruner=pruner), study, study._storage, trial) == worker.State.COMPLETE
-    assert study.trials[0].intermediate_values == expected
