@@ -141,3 +141,19 @@ def test_export_command_on_a_run_prints_the_parity(tmp_path):
     out = _export([str(keras_file), "--format", "savedmodel", "--out", "saved"], tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "saved" / "saved_model.pb").exists() and (tmp_path / "saved" / SPEC_FILE).exists()
+
+
+def test_export_does_not_depend_on_the_global_precision_policy(tmp_path):
+    """An earlier bfloat16 run in the same process leaves Keras's global policy mixed: the
+    float32 copy for LiteRT is still float32, and the global policy is left as it was."""
+    import keras
+
+    path = _tiny_model(tmp_path / "run")
+    before = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        done = export_model(_predictor(path), "tflite", tmp_path / "out")
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    assert done.path.exists() and done.max_abs_diff <= 1e-3

@@ -93,6 +93,12 @@ def float32_twin(model):
             return [as_float32(v) for v in node]
         return node
 
+    import keras
+
+    # layers whose config names no policy take the global one, which an earlier run in this
+    # process may have left at mixed_bfloat16
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
     try:
         twin = model.__class__.from_config(as_float32(model.get_config()))
         twin.set_weights(model.get_weights())
@@ -101,6 +107,8 @@ def float32_twin(model):
             f"cannot rebuild the {compute_dtype(model)} model in float32 for LiteRT ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0][:200]}); export it as a SavedModel instead (--format savedmodel)"
         ) from None
+    finally:
+        keras.mixed_precision.set_global_policy(before)
     if compute_dtype(twin) != "float32":
         raise ExportError("the float32 copy of the model still computes in half precision: export a SavedModel")
     return twin
