@@ -12,8 +12,10 @@ cost. Prints a table, and as its last line one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -41,6 +43,7 @@ def main() -> None:
     root = Path(args.root)
     data = ["data=fer2013", f"data.root={root}"] if (root / "train").is_dir() else []
     cache = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+    atexit.register(shutil.rmtree, cache, ignore_errors=True)
     common = [*data, f"batch_size={BATCH}", f"data.cache_dir={cache}", "data.threads=1", "preview_images=0"]
     splits = load_splits(compose(common).data)
     print(f"data: {splits.root} ({len(splits.train)} train images), batch {BATCH}, 1 thread", flush=True)

@@ -11,9 +11,11 @@ model), sent as PNG files. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import json
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -80,6 +82,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_serving-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     os.chdir(work)  # a tiny run's store and artifacts stay in the temporary folder
     model, uri = (args.model, args.tracking_uri) if args.model else tiny_model(work)
     files = face_files(64)

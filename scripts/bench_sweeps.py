@@ -42,8 +42,10 @@ pruning, so the record keeps every seed measured.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -220,7 +222,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small version (a test runs it)")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON object here")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the sweeps' folders here")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the sweeps' folders here (default: a temporary folder, removed at exit)",
+    )
     parser.add_argument("--seed", type=int, default=SEED, help=f"the studies' sampler seed (default {SEED})")
     parser.add_argument("--pruning-only", action="store_true", help="measure (a) only")
     for key, kind in DESIGN_FLAGS.items():  # another design for (a): its records get their own table
@@ -236,6 +243,8 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-sweeps-"))
+    if args.workdir is None:  # a benchmark run must not leave a study's folders behind on each call
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
     env_cache = os.environ.setdefault("FER_EXP_CACHE", str(root / "cache"))  # synthetic faces made once
     print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.1f}; folders in {root} (cache {env_cache})", flush=True)
 
