@@ -78,6 +78,7 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
         _record(1, 0.80, 0.798, 0.36, **new),
         {**_record(2, 0.81, 0.80, 0.41, **new), "note": "the wall times are too long"},
         _record(9, 0.1, 0.1, 0.1, quick=True),  # a --quick run is no measurement
+        _record(1, 0.82, 0.82, 0.38, **new, mixed_precision="bfloat16"),  # the same in bfloat16: its own table
     ]
     # the unpruned studies' per-epoch ranking (JSON keys are strings; an epoch without a value is left out)
     for r, ranks in zip(records[4:6], ({"1": -0.4, "2": 0.1, "3": 0.5}, {"1": -0.2, "2": 0.3, "3": None})):
@@ -85,8 +86,11 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
     page = render_sweeps(records)
     pruning = page.split("### Idle")[0]
     tables = pruning.split("\n**")[1:]
-    assert len(tables) == 3 and "| 9 |" not in page
-    newest, middle, early = tables  # the current design first
+    assert len(tables) == 4 and "| 9 |" not in page
+    bfloat16, newest, middle, early = tables  # the current design first
+    assert bfloat16.startswith("24 trials × 10 whole epochs, 3000 validation faces, schedule=cosine, mixed_precision=")
+    assert "by this one seed: **met** (best +0.00 points" in bfloat16
+    assert "mixed_precision" not in newest + middle + early  # float32 (off), as every earlier record was
     assert newest.startswith("24 trials × 10 whole epochs, 3000 validation faces, schedule=cosine; first cut after")
     assert "the trials report the best value so far" in newest.splitlines()[0]
     assert "each epoch's value" in middle.splitlines()[0] and "500 validation faces, schedule=plateau" in middle
@@ -104,7 +108,7 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
     assert "| epoch | 1 | **2** | 3 |" in newest and "| correlation with the end | -0.30 | +0.20 | +0.50 |" in newest
     assert "correlation with the end" not in middle  # its records have no ranking
     assert "| 3.1% | 25.0% |" in page
-    assert render_sweeps([records[-1]]) == ""
+    assert render_sweeps([r for r in records if r["quick"]]) == ""
 
 
 def test_the_goal_is_met_when_the_median_is_close_enough_and_cheap_enough():
