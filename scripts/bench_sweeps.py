@@ -91,11 +91,26 @@ QUICK = {
     "idle_batches": 1,
 }
 # what a record's "size" keeps; records made before a key existed had the value given here
-SIZE_KEYS = {"trials": None, "epochs": None, "warmup": None, "train_batches": None}
-SIZE_KEYS.update({"reduction_factor": 3, "n_val": 500, "report": "last", "schedule": "plateau"})
-SIZE_KEYS["mixed_precision"] = "off"
-DESIGN_FLAGS = {"epochs": int, "warmup": int, "reduction_factor": int, "n_val": int, "report": str, "schedule": str}
-DESIGN_FLAGS["mixed_precision"] = str  # bfloat16 on a CPU with AMX: the same study in less time
+SIZE_KEYS = {
+    "trials": None,
+    "epochs": None,
+    "warmup": None,
+    "train_batches": None,
+    "reduction_factor": 3,
+    "n_val": 500,
+    "report": "last",
+    "schedule": "plateau",
+    "mixed_precision": "off",
+}
+DESIGN_FLAGS = {
+    "epochs": int,
+    "warmup": int,
+    "reduction_factor": int,
+    "n_val": int,
+    "report": str,
+    "schedule": str,
+    "mixed_precision": str,
+}
 # the goal for the pruned study: its best within this many points, with at most this share of the epochs
 GOAL_POINTS, GOAL_SHARE = 0.5, 0.40
 SEED = 123
