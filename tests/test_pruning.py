@@ -60,11 +60,27 @@ def test_each_pruner_is_built_with_the_warmup_and_its_knobs(cfg, kind, attrs):
         ),
         ({"name": "hyperband", "reduction_factor": 1}, "pruner.reduction_factor=1 must be at least 2"),
         ({"name": "median", "warmup_epochs": "two"}, "pruner.warmup_epochs='two' must be a whole number"),
+        ({"name": "successive_halving", "bootstrap_count": -1}, "pruner.bootstrap_count=-1 must be at least 0"),
     ],
 )
 def test_bad_pruner_settings_are_one_clear_message(cfg, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         make_pruner(cfg)
+
+
+@pytest.mark.parametrize(("bootstrap_count", "first_trial_epochs"), [(0, 9), (1, 2)])
+def test_bootstrap_count_stops_the_first_trial_at_the_first_cut(bootstrap_count, first_trial_epochs):
+    """Without it a study's first trial has no rival at any rung and trains to the end, and
+    TPE then ranks it above every pruned trial however poor it is (docs/studies.md)."""
+    cfg = {"name": "successive_halving", "warmup_epochs": 2, "reduction_factor": 3, "bootstrap_count": bootstrap_count}
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(cfg))
+    trial, trained = study.ask(), 0
+    for epoch in range(1, 10):
+        trial.report(0.2, epoch)
+        trained = epoch
+        if trial.should_prune():
+            break
+    assert trained == first_trial_epochs
 
 
 def test_describe_names_the_pruner_and_its_settings():

@@ -37,8 +37,15 @@ _KNOBS: dict[str, dict[str, Any]] = {
     # n_startup_trials: 5 finished trials before the median means anything
     "median": {"warmup_epochs": 0, "n_startup_trials": 5, "interval_epochs": 1},
     # reduction_factor 3 (Optuna: 4) keeps a third of the trials at each rung: with 10-30
-    # epochs a trial, 4 leaves too few rungs for the first cut to be informed
-    "successive_halving": {"warmup_epochs": 0, "reduction_factor": 3, "min_early_stopping_rate": 0},
+    # epochs a trial, 4 leaves too few rungs for the first cut to be informed.
+    # bootstrap_count b: the first b trials to reach a rung stop there (no rivals to beat yet),
+    # so the first trials of a study cannot train to the end unopposed (docs/studies.md)
+    "successive_halving": {
+        "warmup_epochs": 0,
+        "reduction_factor": 3,
+        "min_early_stopping_rate": 0,
+        "bootstrap_count": 0,
+    },
     "hyperband": {"warmup_epochs": 0, "max_epochs": "auto", "reduction_factor": 3},
 }
 
@@ -97,7 +104,8 @@ def make_pruner(cfg: Mapping) -> optuna.pruners.BasePruner:
     Args:
         cfg: ``name`` (one of :data:`PRUNERS`), ``warmup_epochs`` (epochs before any pruning)
             and the pruner's own knobs: ``n_startup_trials`` and ``interval_epochs`` (median),
-            ``reduction_factor`` and ``min_early_stopping_rate`` (successive halving),
+            ``reduction_factor``, ``min_early_stopping_rate`` and ``bootstrap_count``
+            (successive halving),
             ``max_epochs`` and ``reduction_factor`` (hyperband).
 
     Raises:
@@ -119,6 +127,7 @@ def make_pruner(cfg: Mapping) -> optuna.pruners.BasePruner:
             min_resource=max(1, knobs["warmup_epochs"]),  # epochs are 1-based steps: 0 means 1
             reduction_factor=knobs["reduction_factor"],
             min_early_stopping_rate=knobs["min_early_stopping_rate"],
+            bootstrap_count=knobs["bootstrap_count"],
         )
     return pruners.HyperbandPruner(
         min_resource=max(1, knobs["warmup_epochs"]),
@@ -129,7 +138,8 @@ def make_pruner(cfg: Mapping) -> optuna.pruners.BasePruner:
 
 def describe(cfg: Mapping) -> str:
     """A one-line description of the pruner for MLflow params and summaries, e.g.
-    ``successive_halving(warmup_epochs=1, reduction_factor=3, min_early_stopping_rate=0, report=best)``."""
+    ``successive_halving(warmup_epochs=1, reduction_factor=3, min_early_stopping_rate=0, bootstrap_count=0,
+    report=best)``."""
     name, knobs = _check(cfg)
     if name == "none":
         return name
