@@ -34,8 +34,11 @@ The design of (a), each choice made after a record showed the previous one measu
   there, 20 epochs keep successive halving's cost near the 40 % the goal allows (see
   docs/studies.md, "Where to put the first cut").
 
-``--epochs``, ``--warmup``, ``--reduction-factor``, ``--n-val``, ``--report``, ``--schedule`` and
-``--mixed-precision`` measure another design; the benchmark page gives each design its own table.
+``--epochs``, ``--warmup``, ``--reduction-factor``, ``--bootstrap-count``, ``--n-val``, ``--report``,
+``--schedule`` and ``--mixed-precision`` measure another design; the benchmark page gives each design
+its own table. The unpruned study reads none of the pruner's settings (``--warmup``,
+``--reduction-factor``, ``--bootstrap-count``), so ``--unpruned-from EARLIER.json`` reuses the
+unpruned study of an earlier run of the same seed and design and runs only the pruned one.
 ``--mixed-precision bfloat16`` runs the same study in less time on a CPU with AMX or AVX512-BF16
 (``scripts/bench_precision.py`` measures how much less); the trials still compare like with like.
 
@@ -70,6 +73,7 @@ FULL = {
     "epochs": 20,
     "warmup": 4,
     "reduction_factor": 3,
+    "bootstrap_count": 0,
     "n_val": 3000,
     "report": "best",
     "schedule": "cosine",
@@ -101,6 +105,7 @@ SIZE_KEYS = {
     "report": "last",
     "schedule": "plateau",
     "mixed_precision": "off",
+    "bootstrap_count": 0,
 }
 DESIGN_FLAGS = {
     "epochs": int,
@@ -110,7 +115,11 @@ DESIGN_FLAGS = {
     "report": str,
     "schedule": str,
     "mixed_precision": str,
+    "bootstrap_count": int,
 }
+# the design keys only the pruned study reads: an unpruned study measured with other values of
+# these is the same study (--unpruned-from)
+PRUNER_KEYS = ("warmup", "reduction_factor", "bootstrap_count")
 # the issue's goal for the pruned study: its best within this many points, with at most this share of the epochs
 GOAL_POINTS, GOAL_SHARE = 0.5, 0.40
 SEED = 123
@@ -164,6 +173,7 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
             f"hydra.sweeper.pruner.name={pruner}",
             f"hydra.sweeper.pruner.warmup_epochs={size['warmup']}",
             f"hydra.sweeper.pruner.reduction_factor={size['reduction_factor']}",
+            f"hydra.sweeper.pruner.bootstrap_count={size['bootstrap_count']}",
             f"hydra.sweeper.pruner.report={size['report']}",
         ],
     )
@@ -180,6 +190,19 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
     if pruner == "none":  # every trial trained to the end: where a cut would have ranked them well
         result["rank_by_epoch"] = rank_by_epoch(trial_records(study, {}))
     return result
+
+
+def unpruned_from(path: Path, size: dict) -> dict:
+    """The unpruned study's result from an earlier run's JSON, which must have measured the same
+    study: the same seed and design in every key but :data:`PRUNER_KEYS`, which it never reads."""
+    earlier = json.loads(path.read_text())
+    theirs = {**{k: v for k, v in SIZE_KEYS.items()}, **earlier["size"], "seed": earlier["seed"]}
+    ours = {k: None if size[k] == "null" else size[k] for k in [*SIZE_KEYS, "seed"]}
+    differ = [k for k in ours if k not in PRUNER_KEYS and theirs.get(k) != ours[k]]
+    if differ or earlier.get("quick"):
+        what = ", ".join(f"{k} {theirs.get(k)!r} there, {ours[k]!r} here" for k in differ) or "a --quick run"
+        sys.exit(f"error: {path} measured another unpruned study ({what}): pass the same seed and design")
+    return earlier["pruning"]["none"]
 
 
 def idle(runs, workers: int) -> dict:
@@ -260,6 +283,12 @@ def main() -> None:
         flag, text = f"--{key.replace('_', '-')}", f"(a)'s {key} (full: {FULL[key]})"
         parser.add_argument(flag, type=kind, default=None, help=text)
     parser.add_argument(
+        "--unpruned-from",
+        type=Path,
+        default=None,
+        help="reuse the unpruned study of an earlier run's --json (same seed and design but the pruner's keys)",
+    )
+    parser.add_argument(
         "--record", nargs="?", type=Path, const=RECORD, default=None, help=f"add the result to a record ({RECORD.name})"
     )
     args = parser.parse_args()
@@ -274,7 +303,9 @@ def main() -> None:
     env_cache = os.environ.setdefault("FER_EXP_CACHE", str(root / "cache"))  # synthetic faces made once
     print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.1f}; folders in {root} (cache {env_cache})", flush=True)
 
-    studies = {p: pruning_study(root, p, size) for p in ("none", "successive_halving")}
+    reused = unpruned_from(args.unpruned_from, size) if args.unpruned_from else None
+    studies = {"none": reused or pruning_study(root, "none", size)}
+    studies["successive_halving"] = pruning_study(root, "successive_halving", size)
     full, pruned = studies["none"], studies["successive_halving"]
     share = pruned["epochs"] / full["epochs"] if full["epochs"] else None
     print(
@@ -302,6 +333,8 @@ def main() -> None:
         "pruning": {**studies, "epochs_share": share, "best_diff_points": round(diff, 2)},
         "idle": idle_result,
     }
+    if reused:  # said on the benchmark page beside the seed's row
+        result["note"] = "the unpruned study is the earlier measurement of the same seed (--unpruned-from)"
     text = json.dumps(result)
     if args.json:
         args.json.write_text(text + "\n")
@@ -323,10 +356,12 @@ def describe_design(key: tuple) -> str:
     batches = "whole epochs" if d["train_batches"] is None else f"epochs of {d['train_batches']} batches"
     reported = "the best value so far" if d["report"] == "best" else "each epoch's value"
     precision = "" if d["mixed_precision"] == "off" else f", mixed_precision={d['mixed_precision']}"
+    bootstrap = f", bootstrap count {d['bootstrap_count']}" if d["bootstrap_count"] else ""
     return (
         f"{d['trials']} trials × {d['epochs']} {batches}, {d['n_val']} validation faces, schedule={d['schedule']}"
         f"{precision};"
-        f" first cut after epoch {d['warmup']}, reduction factor {d['reduction_factor']}, the trials report {reported}"
+        f" first cut after epoch {d['warmup']}, reduction factor {d['reduction_factor']}{bootstrap},"
+        f" the trials report {reported}"
     )
 
 

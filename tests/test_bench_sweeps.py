@@ -4,6 +4,7 @@ assertions: the machine decides those)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,37 @@ def test_the_goal_is_met_when_the_median_is_close_enough_and_cheap_enough():
     assert "**met** (best -0.40 points: within the goal; 40% of the epochs: within it)" in verdict([p(-0.4, 0.40)])
     assert "**met**" in verdict([p(-2.0, 0.3), p(0.0, 0.35), p(+1.0, 0.5)])  # medians -0.0 and 35 %
     assert "**not met**" in verdict([p(0.0, 0.41)]) and "**not met**" in verdict([p(-0.6, 0.2)])
+
+
+def test_unpruned_from_reuses_only_the_same_unpruned_study(tmp_path):
+    """The pruner's keys may differ (the unpruned study never reads them); the seed or any other
+    design key may not, and a --quick run is no measurement: one error line each."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import FULL, SIZE_KEYS, unpruned_from
+
+    size = {**FULL, "seed": 1}
+    earlier = _record(1, 0.80, 0.79, 0.3, **{k: size[k] for k in SIZE_KEYS if k not in ("trials", "train_batches")})
+    earlier["size"]["epochs"] = size["epochs"]
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(earlier))
+    other_cut = {**size, "warmup": size["warmup"] + 1, "bootstrap_count": 1}
+    assert unpruned_from(path, other_cut) == earlier["pruning"]["none"]
+    for changed, message in (
+        ({"seed": 2}, "(seed 1 there, 2 here)"),
+        ({"n_val": 500}, f"(n_val {size['n_val']} there, 500 here)"),
+    ):
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            unpruned_from(path, {**size, **changed})
+    path.write_text(json.dumps({**earlier, "quick": True}))
+    with pytest.raises(SystemExit, match="a --quick run"):
+        unpruned_from(path, size)
+
+
+def test_a_bootstrap_count_is_its_own_design_and_named_in_its_table():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import render_sweeps
+
+    records = [_record(1, 0.80, 0.79, 0.3), _record(1, 0.80, 0.80, 0.3, bootstrap_count=1)]
+    with_boot, without = render_sweeps(records).split("\n**")[1:3]
+    assert "reduction factor 3, bootstrap count 1, the trials report" in with_boot.splitlines()[0]
+    assert "bootstrap" not in without  # 0, as every earlier record was
