@@ -31,6 +31,8 @@ from bench_sweeps import RECORD as SWEEPS_RECORD
 from bench_sweeps import render_sweeps
 from benchmark_study import RECORD as STUDY_RECORD
 from benchmark_study import render_study
+from confirm_best import RECORD as CONFIRM_RECORD
+from confirm_best import render_confirm
 
 from fer_exp.augment.tta import tta_label
 
@@ -485,9 +487,11 @@ def reproduce_list(records: list[dict], label, rank, everything: list[dict]) -> 
     return "\n".join(lines) + "\n"
 
 
-def render(records: list[dict], study: dict | None = None, sweeps: list[dict] | None = None) -> str:
-    """The benchmark page: the recipes, the ablation, and the study and the sweep benchmark when
-    there are records of them."""
+def render(
+    records: list[dict], study: dict | None = None, sweeps: list[dict] | None = None, confirms: list[dict] | None = None
+) -> str:
+    """The benchmark page: the recipes, the ablation, and the study, the sweep benchmark and the
+    retrained best trials when there are records of them."""
     main = [r for r in records if r["section"] == "main"]
     ablation = [r for r in records if r["section"] == "ablation"]
     parts = [
@@ -543,6 +547,8 @@ def render(records: list[dict], study: dict | None = None, sweeps: list[dict] | 
         parts.append(render_study(study))
     if sweeps:
         parts.append(render_sweeps(sweeps))
+    if confirms:
+        parts.append(render_confirm(confirms))
     return "\n".join(parts)
 
 
@@ -558,6 +564,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--sweeps-record", type=Path, default=SWEEPS_RECORD, help="the sweep benchmark's record (bench_sweeps.py)"
+    )
+    parser.add_argument(
+        "--confirm-record",
+        type=Path,
+        default=CONFIRM_RECORD,
+        help="the retrained best trials' record (confirm_best.py)",
     )
     parser.add_argument(
         "--migrate",
@@ -591,7 +603,8 @@ def main(argv=None) -> int:
     args.record.write_text(json.dumps(ordered, indent=1) + "\n")
     study = json.loads(args.study_record.read_text()) if args.study_record.exists() else None
     sweeps = json.loads(args.sweeps_record.read_text()) if args.sweeps_record.exists() else None
-    args.out.write_text(render(ordered, study, sweeps))
+    confirms = json.loads(args.confirm_record.read_text()) if args.confirm_record.exists() else None
+    args.out.write_text(render(ordered, study, sweeps, confirms))
     print(f"written {args.out} ({len(ordered)} runs, {added} new) and {args.record}")
     return 0
 

@@ -42,7 +42,7 @@ class OptunaSweeperConf:
     launcher: str = "${hydra.launcher._target_}"  # read for the checks, not to be set
     direction: str = "maximize"  # of optimized_metric, when objectives is not set
     directions: list[str] | None = None  # one per objective
-    objectives: list[str] | None = None  # final metrics (reports/final_metrics.json)
+    objectives: list[str] | None = None  # final metrics (reports/metrics.json)
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": None})
     pruner: dict[str, Any] = field(default_factory=default_settings)  # every pruner's keys
     heartbeat_s: int = 60  # a worker silent for 2 x this long has its trial marked FAIL

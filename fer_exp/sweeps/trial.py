@@ -43,7 +43,7 @@ class ActiveTrial:
         report: ``best`` (the best value of ``monitor`` so far, in the study's direction) or
             ``last`` (that epoch's value).
         run_id: the MLflow run of the job, once it has started.
-        metrics: the job's final metrics (``reports/final_metrics.json``), once it has ended.
+        metrics: the job's final metrics (``reports/metrics.json``), once it has ended.
         pruned_epoch: the epoch after which the pruner stopped the trial, None if it was not.
         tracking_uri: where the job's run lives (the worker tags its final state there).
     """

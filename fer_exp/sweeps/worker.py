@@ -14,7 +14,6 @@ and their runs end KILLED.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import signal
@@ -172,8 +171,7 @@ def run_trial(launch: Launch, study: optuna.Study, storage, trial: optuna.Trial)
         if active.pruned:
             state = State.PRUNED
         elif ret.status == JobStatus.COMPLETED:
-            metrics = active.metrics or _final_metrics(ret)
-            values = [metrics.get(n) for n in names]
+            values = [active.metrics.get(n) for n in names]  # the metrics the job stored (fer_exp.cli.run)
             if None in values:
                 missing = [n for n, v in zip(names, values) if v is None]
                 log.error("trial #%d: the job reported no %s", trial.number, ", ".join(missing))
@@ -216,12 +214,6 @@ def give_threads(job_config: DictConfig, threads: int | None) -> None:
     with open_dict(job_config):
         job_config.threads.intra_op, job_config.threads.inter_op = threads, 1
         job_config.data.threads = job_config.data.threads or min(threads, 256)  # data.threads <= 256
-
-
-def _final_metrics(ret) -> dict[str, float]:
-    """The job's ``reports/final_metrics.json`` (when the job did not store its metrics)."""
-    path = Path(OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") or ".") / "reports" / "final_metrics.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _tag_state(active: trials.ActiveTrial, state: State) -> None:

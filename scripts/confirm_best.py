@@ -1,0 +1,200 @@
+"""Train a study's best trial again under other training seeds: what its settings are worth
+apart from the luck of its one run.
+
+    python scripts/confirm_best.py runs/study_none runs/study_pruned --repeats 3
+    python scripts/confirm_best.py FOLDER ... --repeats 3 --label unpruned --label pruned --record
+
+A study's best value is the highest of its trials' figures, and each figure is one training
+run: the more trials train to the end, the higher that maximum climbs on luck alone, and a
+pruned study trains few to the end. So two studies' best values differ by their luck as well
+as by the settings they found. This script takes each FOLDER (a sweep's launch folder: its
+``optuna.db`` holding one study, its trials' job folders under ``multirun/``), finds the best
+trial, and trains it again ``--repeats`` times in a fresh folder (``--workdir``), with
+``seed=1..K`` and every other override as the trial had it. The mean of those runs'
+``best_val_accuracy`` is what the settings are worth; their spread is the noise one run has.
+Two folders with the same best settings share their runs.
+
+Prints a table and, as its last line, one JSON object (also ``--json PATH``). ``--record`` adds
+the result, dated, to ``docs/bench_confirm.json``, which ``scripts/benchmark_table.py`` renders
+on the benchmark page (:func:`render_confirm`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import mean, stdev
+
+from benchmark_study import cpu  # scripts/ is on the path
+
+RECORD = Path(__file__).resolve().parents[1] / "docs" / "bench_confirm.json"
+
+
+def best_trial(folder: Path) -> dict:
+    """The best finished trial of the one study in ``folder/optuna.db``: study, number, value, params."""
+    import optuna
+
+    db = folder / "optuna.db"
+    if not db.exists():
+        sys.exit(f"error: {folder} has no optuna.db: pass a sweep's launch folder (where `-m` ran)")
+    storage = f"sqlite:///{db}"
+    names = sorted(optuna.get_all_study_names(storage))
+    if len(names) != 1:
+        sys.exit(f"error: {db} holds {len(names)} studies ({', '.join(names) or 'none'}): one study per folder")
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    try:
+        best = study.best_trial
+    except ValueError:
+        sys.exit(f"error: study {names[0]!r} in {db} has no finished trial to confirm")
+    return {"study": names[0], "number": best.number, "value": best.value, "params": best.params}
+
+
+def trial_overrides(folder: Path, number: int) -> list[str]:
+    """The overrides trial ``number`` ran with: its job folder's ``.hydra/overrides.yaml``
+    (the job folder is ``multirun/<date>/<time>/<number>``, as the sweeper names it)."""
+    import yaml
+
+    found = sorted(folder.glob(f"multirun/*/*/{number}/.hydra/overrides.yaml"))
+    if len(found) != 1:
+        what = "no job folder" if not found else f"{len(found)} job folders"
+        sys.exit(
+            f"error: {what} for trial {number} under {folder / 'multirun'}: confirm the study in the folder"
+            " its sweep ran in (with Hydra's default hydra.sweep.dir and subdir)"
+        )
+    return [str(o) for o in yaml.safe_load(found[0].read_text())]
+
+
+def retrain_overrides(overrides: list[str], seed: int, experiment: str) -> list[str]:
+    """A trial's overrides for one run of its own: the training ``seed`` and MLflow experiment
+    replaced, everything else (data, epochs, the sampled values) as the trial had it."""
+    replaced = ("seed=", "experiment_name=")
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(replaced)]
+    return [*kept, f"seed={seed}", f"experiment_name={experiment}"]
+
+
+def retrain(workdir: Path, overrides: list[str], seeds: list[int], key: str) -> list[float]:
+    """Train ``overrides`` once per seed in ``workdir`` (one run folder each, one mlflow.db);
+    each run's best_val_accuracy, read from its ``reports/metrics.json``."""
+    from fer_exp.runs.folder import FINAL_METRICS
+
+    values = []
+    for seed in seeds:
+        run_dir = workdir / key / f"seed{seed}"
+        args = [*retrain_overrides(overrides, seed, "confirm"), f"hydra.run.dir={run_dir}"]
+        proc = subprocess.run([sys.executable, "-m", "fer_exp", *args], cwd=workdir, capture_output=True, text=True)
+        metrics = run_dir / "reports" / FINAL_METRICS
+        if proc.returncode != 0 or not metrics.exists():
+            sys.exit(f"error: the run in {run_dir} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        values.append(json.loads(metrics.read_text())["best_val_accuracy"])
+        print(f"  {key} seed {seed}: {values[-1]:.4f}", flush=True)
+    return values
+
+
+def summary(values: list[float]) -> dict:
+    """Mean and sample standard deviation (None for one run) of the runs' values."""
+    return {"mean": mean(values), "sd": stdev(values) if len(values) > 1 else None}
+
+
+def confirm(folders: list[Path], labels: list[str], repeats: int, workdir: Path) -> list[dict]:
+    """Each folder's best trial, trained ``repeats`` more times; identical settings train once."""
+    seeds = list(range(1, repeats + 1))
+    done: dict[str, list[float]] = {}  # the trial's overrides, joined -> its runs' values
+    out = []
+    for folder, label in zip(folders, labels):
+        best = best_trial(folder)
+        overrides = trial_overrides(folder, best["number"])
+        key = " ".join(retrain_overrides(overrides, 0, "confirm"))
+        if key not in done:
+            print(f"{label}: trial {best['number']} of {best['study']} ({best['value']:.4f})", flush=True)
+            done[key] = retrain(workdir, overrides, seeds, f"{len(done)}")
+        values = done[key]
+        params = {k: round(v, 6) if isinstance(v, float) else v for k, v in best["params"].items()}
+        out.append({"label": label, **best, "params": params, "seeds": seeds, "values": values, **summary(values)})
+    return out
+
+
+def main(argv=None) -> int:
+    """Confirm each folder's best trial; print the table and the JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", type=Path, nargs="+", help="sweep launch folders, one study each")
+    parser.add_argument("--label", action="append", default=None, help="a name per folder (default: its path)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per best trial, seeds 1..K (default 3)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: removed at exit)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON object here")
+    parser.add_argument("--note", default=None, help="what the studies are (kept in the record)")
+    parser.add_argument(
+        "--record", nargs="?", type=Path, const=RECORD, default=None, help=f"add the result to a record ({RECORD.name})"
+    )
+    args = parser.parse_args(argv)
+    labels = args.label or [str(f) for f in args.folders]
+    if len(labels) != len(args.folders):
+        parser.error(f"{len(labels)} --label for {len(args.folders)} folders: give one per folder, or none")
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: must be at least 1")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for folder in args.folders:  # every folder checked before the first run trains
+        trial_overrides(folder, best_trial(folder)["number"])
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="confirm-best-"))
+    if args.workdir is None:
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"CPU: {cpu()}; runs in {workdir}", flush=True)
+
+    studies = confirm(args.folders, labels, args.repeats, workdir)
+    print(f"\n{'study':24s} {'trial':>5s} {'best value':>10s} {'retrained':>10s} {'sd':>7s}")
+    for s in studies:
+        sd = "—" if s["sd"] is None else f"{100 * s['sd']:.2f}"
+        print(f"{s['label']:24s} {s['number']:5d} {s['value']:10.4f} {s['mean']:10.4f} {sd:>7s}")
+    result = {"cpu": cpu(), "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "studies": studies}
+    if args.note:
+        result["note"] = args.note
+    text = json.dumps(result)
+    if args.json:
+        args.json.write_text(text + "\n")
+    if args.record:
+        earlier = json.loads(args.record.read_text()) if args.record.exists() else []
+        args.record.write_text(json.dumps([*earlier, result], indent=1) + "\n")
+    print(text)
+    return 0
+
+
+def render_confirm(records: list[dict]) -> str:
+    """The benchmark page's section on retrained best trials: one table per record, each study's
+    best value beside the mean and spread of its best trial trained again."""
+    if not records:
+        return ""
+    parts = [
+        "\n### The best trials, trained again\n",
+        "Generated from `docs/bench_confirm.json`, the records of `python scripts/confirm_best.py --record`."
+        " A study's best value is its luckiest finished trial, so a study that finishes more trials reaches a"
+        " higher best on luck alone. Each study's best trial is trained again with other training seeds"
+        ' (everything else as the trial had it): "retrained" is the mean of those runs, "sd" their standard'
+        " deviation in points, the noise of one run.\n",
+    ]
+    for r in records:
+        parts += [
+            f"\n{r['date']}, {r['cpu']}, {r['repeats']} runs each" + (f": {r['note']}" if r.get("note") else ""),
+            "\n| study | best trial | its value | retrained | sd (points) | difference to the first (points) |",
+            "|---|---|---|---|---|---|",
+        ]
+        first = r["studies"][0]["mean"]
+        for s in r["studies"]:
+            sd = "—" if s["sd"] is None else f"{100 * s['sd']:.2f}"
+            parts.append(
+                f"| {s['label']} | #{s['number']} | {100 * s['value']:.2f} % | {100 * s['mean']:.2f} % | {sd}"
+                f" | {100 * (s['mean'] - first):+.2f} |"
+            )
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
