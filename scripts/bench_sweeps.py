@@ -63,7 +63,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-from benchmark_study import cpu, rank_by_epoch, trial_records  # scripts/ is on the path
+from benchmark_study import better_half, cpu, rank_by_epoch, trial_records  # scripts/ is on the path
 
 # warmup: epochs before the first cut; reduction_factor r: cuts at w, w·r, ... keep 1/r each;
 # train_batches null: whole epochs (see above); n_val: synthetic validation faces (see above);
@@ -188,7 +188,9 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
         "wall_s": round(wall, 1),
     }
     if pruner == "none":  # every trial trained to the end: where a cut would have ranked them well
-        result["rank_by_epoch"] = rank_by_epoch(trial_records(study, {}))
+        trials = trial_records(study, {})
+        result["rank_by_epoch"] = rank_by_epoch(trials)
+        result["rank_by_epoch_better_half"] = rank_by_epoch(better_half(trials))
     return result
 
 
@@ -385,25 +387,42 @@ def verdict(ps: list[dict]) -> str:
     )
 
 
+def _median_ranks(records: list[dict], key: str) -> tuple[dict[int, float], int]:
+    """Per epoch, the median over the records that have ``key`` (an unpruned study's ranking);
+    and how many had it."""
+    ranks = [r["pruning"]["none"].get(key) for r in records]
+    ranks = [{int(e): v for e, v in rank.items() if v is not None} for rank in ranks if rank]
+    epochs = sorted(set().union(*ranks)) if ranks else []
+    return {e: median(rank[e] for rank in ranks if e in rank) for e in epochs}, len(ranks)
+
+
 def render_ranks(records: list[dict], cut: int) -> str:
     """How well each epoch ranked the unpruned study's trials (Spearman with the end, median
-    over the seeds that recorded it); empty when none did."""
-    ranks = [r["pruning"]["none"].get("rank_by_epoch") for r in records]
-    ranks = [{int(e): v for e, v in rank.items() if v is not None} for rank in ranks if rank]
-    if not ranks:
+    over the seeds that recorded it), all of them and the better half; empty when none did."""
+    every, seeds = _median_ranks(records, "rank_by_epoch")
+    if not every:
         return ""
-    epochs = sorted(set().union(*ranks))
-    per_epoch = {e: median(rank[e] for rank in ranks if e in rank) for e in epochs}
-    return "\n".join(
-        [
-            f"\nHow well each epoch ranked the unpruned study's {records[0]['size']['trials']} trials: Spearman's"
-            " correlation of the accuracy after that epoch with the accuracy at the end (1: the same order),"
-            f" median over the {len(ranks)} seed(s) that recorded it. The first cut is after epoch {cut}.\n",
-            "| epoch | " + " | ".join(f"**{e}**" if e == cut else str(e) for e in epochs) + " |",
-            "|---" * (len(epochs) + 1) + "|",
-            "| correlation with the end | " + " | ".join(f"{per_epoch[e]:+.2f}" for e in epochs) + " |",
-        ]
-    )
+    half, half_seeds = _median_ranks(records, "rank_by_epoch_better_half")
+    epochs = sorted(every)
+    lines = [
+        f"\nHow well each epoch ranked the unpruned study's {records[0]['size']['trials']} trials: Spearman's"
+        " correlation of the accuracy after that epoch with the accuracy at the end (1: the same order),"
+        f" median over the {seeds} seed(s) that recorded it. The first cut is after epoch {cut}."
+        + (
+            f" The second row ranks only the better half of the trials (by their end), over the {half_seeds}"
+            " seed(s) that recorded it: once a cut has removed the poor trials, that is the order left to find."
+            if half
+            else ""
+        )
+        + "\n",
+        "| epoch | " + " | ".join(f"**{e}**" if e == cut else str(e) for e in epochs) + " |",
+        "|---" * (len(epochs) + 1) + "|",
+        "| correlation with the end | " + " | ".join(f"{every[e]:+.2f}" for e in epochs) + " |",
+    ]
+    if half:
+        cells = (f"{half[e]:+.2f}" if e in half else "—" for e in epochs)
+        lines.append("| the better half only | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def render_sweeps(records: list[dict]) -> str:

@@ -133,6 +133,13 @@ def rank_by_epoch(trials: list[dict]) -> dict[int, float | None]:
     return {e: spearman([t["per_epoch"][e] for t in finished], [t["value"] for t in finished]) for e in range(1, last)}
 
 
+def better_half(trials: list[dict]) -> list[dict]:
+    """The finished trials whose value at the end is in the better half of the finished ones
+    (the study maximizes): the trials a pruner has to rank, once it has cut the poor ones."""
+    finished = sorted((t for t in trials if t["state"] == "COMPLETE"), key=lambda t: t["value"], reverse=True)
+    return finished[: len(finished) // 2]
+
+
 def first_cut(trials: list[dict]) -> int | None:
     """The epoch of the pruner's first cut: the earliest epoch a pruned trial stopped at."""
     stops = [t["epochs"] for t in trials if t["state"] == "PRUNED" and t["epochs"]]

@@ -84,6 +84,7 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
     # the unpruned studies' per-epoch ranking (JSON keys are strings; an epoch without a value is left out)
     for r, ranks in zip(records[4:6], ({"1": -0.4, "2": 0.1, "3": 0.5}, {"1": -0.2, "2": 0.3, "3": None})):
         r["pruning"]["none"]["rank_by_epoch"] = ranks
+    records[4]["pruning"]["none"]["rank_by_epoch_better_half"] = {"1": 0.1, "2": -0.2}  # one seed has it
     page = render_sweeps(records)
     pruning = page.split("### Idle")[0]
     tables = pruning.split("\n**")[1:]
@@ -107,6 +108,9 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
     assert "\nSeed 2 (2026-11-27): the wall times are too long.\n" in newest
     assert "median over the 2 seed(s) that recorded it. The first cut is after epoch 2." in newest
     assert "| epoch | 1 | **2** | 3 |" in newest and "| correlation with the end | -0.30 | +0.20 | +0.50 |" in newest
+    assert "| the better half only | +0.10 | -0.20 | — |" in newest  # epoch 3: no seed recorded it
+    assert "The second row ranks only the better half of the trials (by their end), over the 1 seed(s)" in newest
+    assert "better half" not in bfloat16  # no record of that design has the row
     assert "correlation with the end" not in middle  # its records have no ranking
     assert "| 3.1% | 25.0% |" in page
     assert render_sweeps([r for r in records if r["quick"]]) == ""

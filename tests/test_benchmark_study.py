@@ -161,3 +161,12 @@ def test_each_epoch_is_scored_by_how_well_it_ranks_the_finished_trials():
     trials = [finished([0.3, 0.40, 0.50]), finished([0.2, 0.45, 0.55]), finished([0.1, 0.50, 0.60])]
     assert rank_by_epoch(trials) == {1: -1.0, 2: 1.0}
     assert rank_by_epoch(trials[:2]) == {}  # two trials rank nothing
+
+
+def test_the_better_half_is_the_finished_trials_with_the_higher_half_of_the_values():
+    sys.path.insert(0, str(REPO / "scripts"))
+    from benchmark_study import better_half
+
+    trials = [{"state": "COMPLETE", "value": v} for v in (0.5, 0.9, 0.7, 0.6, 0.8)]
+    trials.append({"state": "PRUNED", "value": None})  # not finished: never in the half
+    assert [t["value"] for t in better_half(trials)] == [0.9, 0.8]  # 5 finished: the best 2
