@@ -79,33 +79,44 @@ def retrain_overrides(overrides: list[str], seed: int, experiment: str) -> list[
     return [*kept, f"seed={seed}", f"experiment_name={experiment}"]
 
 
-def retrain(workdir: Path, overrides: list[str], seeds: list[int], key: str) -> list[float]:
+def retrain(workdir: Path, overrides: list[str], seeds: list[int], key: str) -> list[dict]:
     """Train ``overrides`` once per seed in ``workdir`` (one run folder each, one mlflow.db);
-    each run's best_val_accuracy, read from its ``reports/metrics.json``."""
+    each run's final metrics (its ``reports/metrics.json``). A run folder that already holds a
+    finished run of the same overrides (an earlier, interrupted call) is read, not trained again."""
+    import yaml
+
     from fer_exp.runs.folder import FINAL_METRICS
 
-    values = []
+    runs = []
     for seed in seeds:
         run_dir = workdir / key / f"seed{seed}"
-        args = [*retrain_overrides(overrides, seed, "confirm"), f"hydra.run.dir={run_dir}"]
-        proc = subprocess.run([sys.executable, "-m", "fer_exp", *args], cwd=workdir, capture_output=True, text=True)
-        metrics = run_dir / "reports" / FINAL_METRICS
-        if proc.returncode != 0 or not metrics.exists():
-            sys.exit(f"error: the run in {run_dir} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-        values.append(json.loads(metrics.read_text())["best_val_accuracy"])
-        print(f"  {key} seed {seed}: {values[-1]:.4f}", flush=True)
-    return values
+        wanted = retrain_overrides(overrides, seed, "confirm")
+        metrics, ran = run_dir / "reports" / FINAL_METRICS, run_dir / ".hydra" / "overrides.yaml"
+        if ran.exists() and yaml.safe_load(ran.read_text()) != wanted:
+            sys.exit(f"error: {run_dir} holds a run of other overrides: remove it or pass another --workdir")
+        if not metrics.exists():
+            args = [*wanted, f"hydra.run.dir={run_dir}"]
+            proc = subprocess.run([sys.executable, "-m", "fer_exp", *args], cwd=workdir, capture_output=True, text=True)
+            if proc.returncode != 0 or not metrics.exists():
+                sys.exit(f"error: the run in {run_dir} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        runs.append(json.loads(metrics.read_text()))
+        print(f"  {key} seed {seed}: {runs[-1]['best_val_accuracy']:.4f}", flush=True)
+    return runs
 
 
-def summary(values: list[float]) -> dict:
-    """Mean and sample standard deviation (None for one run) of the runs' values."""
-    return {"mean": mean(values), "sd": stdev(values) if len(values) > 1 else None}
+def summary(runs: list[dict]) -> dict:
+    """The runs' best_val_accuracy (each, their mean and sample standard deviation, None for
+    one run) and the means of their macro-F1 and per-class F1 (the rare class's is the one
+    accuracy hides)."""
+    values = [r["best_val_accuracy"] for r in runs]
+    f1 = {k: mean(r[k] for r in runs) for k in runs[0] if k == "val_macro_f1" or k.startswith("val_f1.")}
+    return {"values": values, "mean": mean(values), "sd": stdev(values) if len(values) > 1 else None, "f1": f1}
 
 
 def confirm(folders: list[Path], labels: list[str], repeats: int, workdir: Path) -> list[dict]:
     """Each folder's best trial, trained ``repeats`` more times; identical settings train once."""
     seeds = list(range(1, repeats + 1))
-    done: dict[str, list[float]] = {}  # the trial's overrides, joined -> its runs' values
+    done: dict[str, list[dict]] = {}  # the trial's overrides, joined -> its runs' metrics
     out = []
     for folder, label in zip(folders, labels):
         best = best_trial(folder)
@@ -114,9 +125,8 @@ def confirm(folders: list[Path], labels: list[str], repeats: int, workdir: Path)
         if key not in done:
             print(f"{label}: trial {best['number']} of {best['study']} ({best['value']:.4f})", flush=True)
             done[key] = retrain(workdir, overrides, seeds, f"{len(done)}")
-        values = done[key]
         params = {k: round(v, 6) if isinstance(v, float) else v for k, v in best["params"].items()}
-        out.append({"label": label, **best, "params": params, "seeds": seeds, "values": values, **summary(values)})
+        out.append({"label": label, **best, "params": params, "seeds": seeds, **summary(done[key])})
     return out
 
 
@@ -167,6 +177,12 @@ def main(argv=None) -> int:
     return 0
 
 
+def _f1(study: dict, key: str) -> str:
+    """A retrained mean F1 for the page (— in records made before they kept it)."""
+    value = study.get("f1", {}).get(key)
+    return "—" if value is None else f"{value:.3f}"
+
+
 def render_confirm(records: list[dict]) -> str:
     """The benchmark page's section on retrained best trials: one table per record, each study's
     best value beside the mean and spread of its best trial trained again."""
@@ -178,20 +194,22 @@ def render_confirm(records: list[dict]) -> str:
         " A study's best value is its luckiest finished trial, so a study that finishes more trials reaches a"
         " higher best on luck alone. Each study's best trial is trained again with other training seeds"
         ' (everything else as the trial had it): "retrained" is the mean of those runs, "sd" their standard'
-        " deviation in points, the noise of one run.\n",
+        " deviation in points, the noise of one run; macro-F1 and disgust F1 are the same runs' means (accuracy"
+        " hardly sees the rare class).\n",
     ]
     for r in records:
         parts += [
             f"\n{r['date']}, {r['cpu']}, {r['repeats']} runs each" + (f": {r['note']}" if r.get("note") else ""),
-            "\n| study | best trial | its value | retrained | sd (points) | difference to the first (points) |",
-            "|---|---|---|---|---|---|",
+            "\n| study | best trial | its value | retrained | sd (points) | difference to the first (points)"
+            " | macro-F1 | disgust F1 |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         first = r["studies"][0]["mean"]
         for s in r["studies"]:
             sd = "—" if s["sd"] is None else f"{100 * s['sd']:.2f}"
             parts.append(
                 f"| {s['label']} | #{s['number']} | {100 * s['value']:.2f} % | {100 * s['mean']:.2f} % | {sd}"
-                f" | {100 * (s['mean'] - first):+.2f} |"
+                f" | {100 * (s['mean'] - first):+.2f} | {_f1(s, 'val_macro_f1')} | {_f1(s, 'val_f1.disgust')} |"
             )
     return "\n".join(parts) + "\n"
 

@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "confirm_best.py"
 sys.path.insert(0, str(REPO / "scripts"))
-from confirm_best import best_trial, render_confirm, retrain_overrides, trial_overrides  # noqa: E402
+from confirm_best import best_trial, render_confirm, retrain, retrain_overrides, trial_overrides  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -54,6 +54,28 @@ def test_a_retrain_changes_the_seed_and_experiment_and_nothing_else():
     ]
 
 
+def _finished_run(run_dir: Path, overrides: list[str], accuracy: float) -> None:
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (run_dir / "reports").mkdir()
+    metrics = {"best_val_accuracy": accuracy, "val_macro_f1": 0.8, "val_f1.disgust": 0.4}
+    (run_dir / "reports" / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_runs_an_earlier_call_finished_are_read_not_trained_again(tmp_path):
+    trial = ["+no_such_key=1", "seed=42"]  # fer_exp would refuse this at once, were it run
+    for seed, accuracy in ((1, 0.9), (2, 0.8)):
+        _finished_run(tmp_path / "0" / f"seed{seed}", retrain_overrides(trial, seed, "confirm"), accuracy)
+    runs = retrain(tmp_path, trial, [1, 2], "0")
+    assert [r["best_val_accuracy"] for r in runs] == [0.9, 0.8]
+
+
+def test_a_run_folder_of_other_overrides_is_refused(tmp_path):
+    _finished_run(tmp_path / "0" / "seed1", ["epochs=12", "seed=1", "experiment_name=confirm"], 0.9)
+    with pytest.raises(SystemExit, match="seed1 holds a run of other overrides: remove it or pass another --workdir"):
+        retrain(tmp_path, ["epochs=30"], [1], "0")
+
+
 def _run(*args, cwd):
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
@@ -88,8 +110,8 @@ def test_labels_must_match_the_folders(tmp_path):
 
 def test_the_page_shows_each_study_beside_its_retrained_mean_and_the_difference_to_the_first():
     def study(label, number, value, values):
-        mean = sum(values) / len(values)
-        return {"label": label, "number": number, "value": value, "values": values, "mean": mean, "sd": 0.005}
+        mean, f1 = sum(values) / len(values), {"val_macro_f1": 0.8123, "val_f1.disgust": 0.4}
+        return {"label": label, "number": number, "value": value, "values": values, "mean": mean, "sd": 0.005, "f1": f1}
 
     record = {
         "date": "2026-11-29",
@@ -98,10 +120,11 @@ def test_the_page_shows_each_study_beside_its_retrained_mean_and_the_difference_
         "note": "seed 1",
         "studies": [study("unpruned", 12, 0.9027, [0.90, 0.89]), study("pruned", 23, 0.8873, [0.88, 0.87])],
     }
+    del record["studies"][1]["f1"]  # a record made before the F1 were kept
     page = render_confirm([record])
     assert "2026-11-29, CPU X, 2 cores, 2 runs each: seed 1" in page
-    assert "| unpruned | #12 | 90.27 % | 89.50 % | 0.50 | +0.00 |" in page
-    assert "| pruned | #23 | 88.73 % | 87.50 % | 0.50 | -2.00 |" in page
+    assert "| unpruned | #12 | 90.27 % | 89.50 % | 0.50 | +0.00 | 0.812 | 0.400 |" in page
+    assert "| pruned | #23 | 88.73 % | 87.50 % | 0.50 | -2.00 | — | — |" in page
     assert render_confirm([]) == ""
 
 
@@ -124,9 +147,13 @@ def test_a_real_sweeps_best_trial_is_trained_again_and_recorded(tmp_path):
     (study,) = result["studies"]
     best = best_trial(launch)
     assert (study["number"], study["value"], study["seeds"]) == (best["number"], best["value"], [1, 2])
-    for seed, value in zip((1, 2), study["values"]):  # each run's own figure, trained with that seed
+    metrics = [
+        json.loads((tmp_path / "work" / "0" / f"seed{s}" / "reports" / "metrics.json").read_text()) for s in (1, 2)
+    ]
+    assert study["values"] == [m["best_val_accuracy"] for m in metrics]  # each run's own figure
+    assert study["f1"]["val_f1.disgust"] == pytest.approx(sum(m["val_f1.disgust"] for m in metrics) / 2)
+    for seed in (1, 2):  # trained with that seed, everything else as the trial ran
         run = tmp_path / "work" / "0" / f"seed{seed}"
-        assert value == json.loads((run / "reports" / "metrics.json").read_text())["best_val_accuracy"]
         overrides = (run / ".hydra" / "overrides.yaml").read_text()
         assert f"seed={seed}" in overrides and "experiment_name=confirm" in overrides
         for key, sampled in best["params"].items():  # the trial's sampled values, unchanged
