@@ -425,9 +425,10 @@ def render_ranks(records: list[dict], cut: int) -> str:
     return "\n".join(lines)
 
 
-def render_sweeps(records: list[dict]) -> str:
+def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
     """The benchmark page's section on sweeps: (a) one table per design, each seed and their
-    median, newest design first; (b) per measurement."""
+    median, newest design first, then ``after_pruning`` (a section rendered elsewhere, such as
+    the retrained best trials); (b) per measurement."""
     full = [r for r in records if not r.get("quick")]
     if not full:
         return ""
@@ -439,7 +440,9 @@ def render_sweeps(records: list[dict]) -> str:
         "One Optuna study over augmentation and learning rate, run twice with the same sampler seed: without"
         ' pruning and with successive halving (ASHA). "best" is each study\'s best validation accuracy over the'
         " trials that trained to the end; \"epochs\" is the pruned study's share of the unpruned one's training"
-        " epochs. One table per design of the benchmark, the current one first.\n",
+        " epochs. One table per design of the benchmark, the current one first. A study's best is its luckiest"
+        " finished trial, and the unpruned study finishes every trial: where there are records, the best trials"
+        " trained again under other seeds follow the tables.\n",
     ]
     designs: dict[tuple, list[dict]] = {}
     for r in full:
@@ -475,6 +478,7 @@ def render_sweeps(records: list[dict]) -> str:
             )
         parts.append(verdict(ps))
         parts.append(render_ranks(rs, dict(zip(SIZE_KEYS, key))["warmup"]))
+    parts.append(after_pruning)
     idle = [r for r in full if r.get("idle")]
     if idle:
         parts += [

@@ -545,10 +545,11 @@ def render(
         ]
     if study is not None:
         parts.append(render_study(study))
-    if sweeps:
-        parts.append(render_sweeps(sweeps))
-    if confirms:
-        parts.append(render_confirm(confirms))
+    confirmed = render_confirm(confirms or [])
+    if sweeps:  # the retrained best trials belong with the pruning tables they qualify
+        parts.append(render_sweeps(sweeps, after_pruning=confirmed))
+    elif confirmed:
+        parts.append(confirmed)
     return "\n".join(parts)
 
 

@@ -85,8 +85,10 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
     for r, ranks in zip(records[4:6], ({"1": -0.4, "2": 0.1, "3": 0.5}, {"1": -0.2, "2": 0.3, "3": None})):
         r["pruning"]["none"]["rank_by_epoch"] = ranks
     records[4]["pruning"]["none"]["rank_by_epoch_better_half"] = {"1": 0.1, "2": -0.2}  # one seed has it
-    page = render_sweeps(records)
-    pruning = page.split("### Idle")[0]
+    page = render_sweeps(records, after_pruning="\n### Retrained elsewhere\n")
+    assert page.index("### Retrained elsewhere") > page.rindex("| correlation with the end")  # after the tables
+    assert page.index("### Retrained elsewhere") < page.index("### Idle")  # before (b)
+    pruning = page.split("### Retrained elsewhere")[0]
     tables = pruning.split("\n**")[1:]
     assert len(tables) == 4 and "| 9 |" not in page
     bfloat16, newest, middle, early = tables  # the current design first
