@@ -183,6 +183,11 @@ def _f1(study: dict, key: str) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _settings(params: dict) -> str:
+    """A trial's sampled values, short: the key's last part, floats to 3 significant digits."""
+    return ", ".join(f"`{k.rsplit('.', 1)[-1]}={f'{v:.3g}' if isinstance(v, float) else v}`" for k, v in params.items())
+
+
 def render_confirm(records: list[dict]) -> str:
     """The benchmark page's section on retrained best trials: one table per record, each study's
     best value beside the mean and spread of its best trial trained again."""
@@ -211,6 +216,8 @@ def render_confirm(records: list[dict]) -> str:
                 f"| {s['label']} | #{s['number']} | {100 * s['value']:.2f} % | {100 * s['mean']:.2f} % | {sd}"
                 f" | {100 * (s['mean'] - first):+.2f} | {_f1(s, 'val_macro_f1')} | {_f1(s, 'val_f1.disgust')} |"
             )
+        parts.append("")
+        parts += [f"- {s['label']} #{s['number']}: {_settings(s['params'])}" for s in r["studies"]]
     return "\n".join(parts) + "\n"
 
 

@@ -111,7 +111,17 @@ def test_labels_must_match_the_folders(tmp_path):
 def test_the_page_shows_each_study_beside_its_retrained_mean_and_the_difference_to_the_first():
     def study(label, number, value, values):
         mean, f1 = sum(values) / len(values), {"val_macro_f1": 0.8123, "val_f1.disgust": 0.4}
-        return {"label": label, "number": number, "value": value, "values": values, "mean": mean, "sd": 0.005, "f1": f1}
+        params = {"augmentation.horizontal_flip": number == 23, "optimizer.learning_rate": 0.0065184}
+        return {
+            "label": label,
+            "number": number,
+            "value": value,
+            "values": values,
+            "mean": mean,
+            "sd": 0.005,
+            "f1": f1,
+            "params": params,
+        }
 
     record = {
         "date": "2026-11-29",
@@ -125,6 +135,7 @@ def test_the_page_shows_each_study_beside_its_retrained_mean_and_the_difference_
     assert "2026-11-29, CPU X, 2 cores, 2 runs each: seed 1" in page
     assert "| unpruned | #12 | 90.27 % | 89.50 % | 0.50 | +0.00 | 0.812 | 0.400 |" in page
     assert "| pruned | #23 | 88.73 % | 87.50 % | 0.50 | -2.00 | — | — |" in page
+    assert "- pruned #23: `horizontal_flip=True`, `learning_rate=0.00652`" in page  # what each study chose
     assert render_confirm([]) == ""
 
 
