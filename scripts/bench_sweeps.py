@@ -46,7 +46,10 @@ Every sweep runs in a fresh folder (its own mlflow.db and optuna.db). Prints the
 as its last line, one JSON object (also written to ``--json PATH``). ``--record`` adds the
 result, dated, to ``docs/bench_sweeps.json``, from which ``scripts/benchmark_table.py`` renders
 the sweeps section of the benchmark page (:func:`render_sweeps`): one seed says little about
-pruning, so the record keeps every seed measured.
+pruning, so the record keeps every seed measured. Each study's best value is its luckiest
+finished trial: to compare the settings the two studies chose, keep their folders
+(``--workdir DIR``) and train both best trials again with ``scripts/confirm_best.py
+DIR/study_none DIR/study_successive_halving``.
 """
 
 from __future__ import annotations
