@@ -66,7 +66,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-from benchmark_study import better_half, cpu, rank_by_epoch, trial_records  # scripts/ is on the path
+from benchmark_study import better_half, cpu, publish, rank_by_epoch, trial_records  # scripts/ is on the path
 
 # warmup: epochs before the first cut; reduction_factor r: cuts at w, w·r, ... keep 1/r each;
 # train_batches null: whole epochs (see above); n_val: synthetic validation faces (see above);
@@ -340,13 +340,7 @@ def main() -> None:
     }
     if reused:  # said on the benchmark page beside the seed's row
         result["note"] = "the unpruned study is the earlier measurement of the same seed (--unpruned-from)"
-    text = json.dumps(result)
-    if args.json:
-        args.json.write_text(text + "\n")
-    if args.record:
-        earlier = json.loads(args.record.read_text()) if args.record.exists() else []
-        args.record.write_text(json.dumps([*earlier, result], indent=1) + "\n")
-    print(text)
+    publish(result, args.json, args.record)
 
 
 def design(record: dict) -> tuple:

@@ -53,6 +53,18 @@ def cpu() -> str:
     return f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
 
 
+def publish(result: dict, json_path: Path | None, record: Path | None) -> None:
+    """A benchmark script's result: printed as one JSON line, also written to ``json_path``, and
+    added to the list kept in ``record`` (created when missing)."""
+    text = json.dumps(result)
+    if json_path:
+        json_path.write_text(text + "\n")
+    if record:
+        earlier = json.loads(record.read_text()) if record.exists() else []
+        record.write_text(json.dumps([*earlier, result], indent=1) + "\n")
+    print(text)
+
+
 def _number(value):
     """A sampled value as the record keeps it: bools as bools, floats rounded to 6 digits."""
     return round(value, 6) if isinstance(value, float) else value

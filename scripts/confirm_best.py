@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from statistics import mean, stdev
 
-from benchmark_study import cpu  # scripts/ is on the path
+from benchmark_study import cpu, publish  # scripts/ is on the path
 
 RECORD = Path(__file__).resolve().parents[1] / "docs" / "bench_confirm.json"
 
@@ -113,14 +113,13 @@ def summary(runs: list[dict]) -> dict:
     return {"values": values, "mean": mean(values), "sd": stdev(values) if len(values) > 1 else None, "f1": f1}
 
 
-def confirm(folders: list[Path], labels: list[str], repeats: int, workdir: Path) -> list[dict]:
-    """Each folder's best trial, trained ``repeats`` more times; identical settings train once."""
+def confirm(found: list[tuple[str, dict, list[str]]], repeats: int, workdir: Path) -> list[dict]:
+    """Each (label, best trial, its overrides), trained ``repeats`` more times; identical
+    settings train once."""
     seeds = list(range(1, repeats + 1))
     done: dict[str, list[dict]] = {}  # the trial's overrides, joined -> its runs' metrics
     out = []
-    for folder, label in zip(folders, labels):
-        best = best_trial(folder)
-        overrides = trial_overrides(folder, best["number"])
+    for label, best, overrides in found:
         key = " ".join(retrain_overrides(overrides, 0, "confirm"))
         if key not in done:
             print(f"{label}: trial {best['number']} of {best['study']} ({best['value']:.4f})", flush=True)
@@ -151,15 +150,17 @@ def main(argv=None) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for folder in args.folders:  # every folder checked before the first run trains
-        trial_overrides(folder, best_trial(folder)["number"])
+    found = []  # every folder read (and checked) before the first run trains
+    for folder, label in zip(args.folders, labels):
+        best = best_trial(folder)
+        found.append((label, best, trial_overrides(folder, best["number"])))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="confirm-best-"))
     if args.workdir is None:
         atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {cpu()}; runs in {workdir}", flush=True)
 
-    studies = confirm(args.folders, labels, args.repeats, workdir)
+    studies = confirm(found, args.repeats, workdir)
     print(f"\n{'study':24s} {'trial':>5s} {'best value':>10s} {'retrained':>10s} {'sd':>7s}")
     for s in studies:
         sd = "—" if s["sd"] is None else f"{100 * s['sd']:.2f}"
@@ -167,13 +168,7 @@ def main(argv=None) -> int:
     result = {"cpu": cpu(), "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "studies": studies}
     if args.note:
         result["note"] = args.note
-    text = json.dumps(result)
-    if args.json:
-        args.json.write_text(text + "\n")
-    if args.record:
-        earlier = json.loads(args.record.read_text()) if args.record.exists() else []
-        args.record.write_text(json.dumps([*earlier, result], indent=1) + "\n")
-    print(text)
+    publish(result, args.json, args.record)
     return 0
 
 
