@@ -79,6 +79,7 @@ FULL = {
     "bootstrap_count": 0,
     "n_val": 3000,
     "report": "best",
+    "monitor": "val_accuracy",
     "schedule": "cosine",
     "mixed_precision": "off",
     "train_batches": "null",
@@ -109,6 +110,7 @@ SIZE_KEYS = {
     "schedule": "plateau",
     "mixed_precision": "off",
     "bootstrap_count": 0,
+    "monitor": "val_accuracy",
 }
 DESIGN_FLAGS = {
     "epochs": int,
@@ -119,10 +121,12 @@ DESIGN_FLAGS = {
     "schedule": str,
     "mixed_precision": str,
     "bootstrap_count": int,
+    "monitor": str,
 }
 # the design keys only the pruned study reads: an unpruned study measured with other values of
-# these is the same study (--unpruned-from)
-PRUNER_KEYS = ("warmup", "reduction_factor", "bootstrap_count")
+# these is the same study (--unpruned-from); its monitor only decides what its trials report,
+# and nothing in it reads the reports
+PRUNER_KEYS = ("warmup", "reduction_factor", "bootstrap_count", "monitor")
 # the goal for the pruned study: its best within this many points, with at most this share of the epochs
 GOAL_POINTS, GOAL_SHARE = 0.5, 0.40
 SEED = 123
@@ -178,6 +182,7 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
             f"hydra.sweeper.pruner.reduction_factor={size['reduction_factor']}",
             f"hydra.sweeper.pruner.bootstrap_count={size['bootstrap_count']}",
             f"hydra.sweeper.pruner.report={size['report']}",
+            f"hydra.sweeper.pruner.monitor={size['monitor']}",
         ],
     )
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'optuna.db'}")
@@ -356,11 +361,12 @@ def describe_design(key: tuple) -> str:
     reported = "the best value so far" if d["report"] == "best" else "each epoch's value"
     precision = "" if d["mixed_precision"] == "off" else f", mixed_precision={d['mixed_precision']}"
     bootstrap = f", bootstrap count {d['bootstrap_count']}" if d["bootstrap_count"] else ""
+    monitor = "" if d["monitor"] == "val_accuracy" else f" of {d['monitor']}"
     return (
         f"{d['trials']} trials × {d['epochs']} {batches}, {d['n_val']} validation faces, schedule={d['schedule']}"
         f"{precision};"
         f" first cut after epoch {d['warmup']}, reduction factor {d['reduction_factor']}{bootstrap},"
-        f" the trials report {reported}"
+        f" the trials report {reported}{monitor}"
     )
 
 

@@ -98,10 +98,12 @@ def confusion_matrix_png(counts: np.ndarray, class_names: Sequence[str], path: P
 
 
 def learning_curves_figure(history: Mapping[str, Sequence[float]], title: str) -> Figure:
-    """Loss, accuracy and learning rate per epoch, train vs validation, on whole-epoch ticks."""
-    panels = [("loss", "loss"), ("accuracy", "accuracy"), ("learning_rate", "learning rate")]
-    fig = new_figure(figsize=(14, 4), layout="constrained")
-    axes = fig.subplots(1, 3)
+    """Loss, accuracy, macro-F1 (when the run logged it) and learning rate per epoch, train vs
+    validation, on whole-epoch ticks."""
+    panels = [("loss", "loss"), ("accuracy", "accuracy"), ("f1", "macro-F1"), ("learning_rate", "learning rate")]
+    panels = [p for p in panels if p[0] != "f1" or history.get("val_f1") or history.get("f1")]
+    fig = new_figure(figsize=(4.7 * len(panels), 4), layout="constrained")
+    axes = fig.subplots(1, len(panels))
     for ax, (key, label) in zip(axes, panels):
         for name, style in ((key, "-o"), (f"val_{key}", "-s")):
             if history.get(name):

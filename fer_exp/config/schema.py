@@ -27,7 +27,8 @@ from fer_exp.config.augmentation import AugmentationConfig
 from fer_exp.config.base import StrictModel
 from fer_exp.config.data import DataConfig
 from fer_exp.models import ModelConfig
-from fer_exp.training.schedules import Monitor, ScheduleConfig
+from fer_exp.training.monitors import Monitor
+from fer_exp.training.schedules import ScheduleConfig
 
 
 class OptimizerConfig(BaseModel):

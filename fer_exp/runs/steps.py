@@ -26,6 +26,7 @@ from fer_exp.tracking import Tracker, flatten
 from fer_exp.tracking.redact import redact_text, redact_tree, to_yaml
 from fer_exp.tracking.store import runs_table_url
 from fer_exp.training.hardware import cpu_name
+from fer_exp.training.monitors import epoch_of_best
 
 log = logging.getLogger("fer_exp")
 
@@ -191,8 +192,7 @@ def final_metrics(
             folder.plots / "test_confusion_matrix.png",
             f"{cfg.model.name} — test accuracy {test_ev.accuracy:.3f}",
         )
-    val_acc = history.get("val_accuracy", [])
-    best_epoch = int(max(range(len(val_acc)), key=val_acc.__getitem__)) + 1 if val_acc else 0
+    best_epoch = epoch_of_best(history, cfg.callbacks.checkpoint_monitor)
     final = {
         **ev.metrics("val_"),
         "best_val_accuracy": ev.accuracy,

@@ -8,7 +8,8 @@ as ``best_val_accuracy`` had it stopped there, so one unlucky epoch at a rung do
 trial; or ``last``, that epoch's value, as Optuna's own Keras callback reports. ``warmup_epochs``
 is the number of epochs every trial trains: the first pruning decision comes after that epoch
 (after the first one for 0), with each pruner (``n_warmup_steps`` of the median pruner,
-``min_resource`` of successive halving and hyperband). ``monitor`` (the metric reported) and
+``min_resource`` of successive halving and hyperband). ``monitor`` (the metric reported: one
+of :data:`fer_exp.training.monitors.MONITORS`, e.g. ``val_f1`` to judge trials by macro-F1) and
 ``report`` are the trial's business (:mod:`fer_exp.training.pruning`), checked here.
 
 Pruning needs one objective: Optuna refuses ``trial.report`` in a multi-objective study, so a
@@ -23,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fer_exp.config.suggest import close_names
+from fer_exp.config.suggest import close_names, unknown_name
 from fer_exp.errors import ConfigError
+from fer_exp.training.monitors import MONITORS
 
 if TYPE_CHECKING:
     import optuna
@@ -75,6 +77,9 @@ def _check(cfg: Mapping) -> tuple[str, dict[str, Any]]:
     # A knob of another pruner is ignored, not refused: `pruner.name=none` on the command line
     # must work on a config written for successive halving.
     known = {k for each in _KNOBS.values() for k in each}
+    monitor = str(cfg.get("monitor", "val_accuracy"))
+    if monitor not in MONITORS:
+        raise ConfigError(unknown_name("pruner.monitor", monitor, MONITORS, "per-epoch value"))
     report = cfg.get("report", "best")
     if report not in REPORTS:
         raise ConfigError(f"pruner.report={report} is not one of: best (the best value so far), last (that epoch's)")

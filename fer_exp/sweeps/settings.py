@@ -19,6 +19,7 @@ from fer_exp.config.suggest import unknown_name
 from fer_exp.errors import ConfigError
 from fer_exp.sweeps.pruning import PRUNERS, default_settings, make_pruner
 from fer_exp.tracking.redact import redact_text
+from fer_exp.training.monitors import monitor_mode
 
 TARGET = "hydra_plugins.fer_exp_optuna.sweeper.FerExpOptunaSweeper"
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
@@ -77,7 +78,8 @@ def objectives(settings: Mapping[str, Any], optimized_metric: str) -> tuple[list
 
 def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path | None = None) -> None:
     """Raise one ConfigError for the first thing wrong with the sweeper's settings: sampler,
-    pruner, directions, trial and worker counts, launcher, storage (reached, nothing created)."""
+    pruner (and which way its monitor improves), directions, trial and worker counts, launcher,
+    storage (reached, nothing created)."""
     sampler = str((settings.get("sampler") or {}).get("name", "tpe"))
     if sampler not in SAMPLERS:
         raise ConfigError(unknown_name("hydra.sweeper.sampler.name", sampler, SAMPLERS, "sampler"))
@@ -88,7 +90,7 @@ def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path
         make_pruner(settings.get("pruner") or {})
     except ConfigError as exc:
         raise ConfigError(f"hydra.sweeper.{exc}") from None
-    objectives(settings, optimized_metric)
+    check_monitor(settings.get("pruner") or {}, *objectives(settings, optimized_metric))
     cluster = SUBMITIT_CLUSTERS.get(str(settings.get("launcher")))
     for key in ("n_trials", "n_jobs"):
         if int(settings.get(key) or 0) >= 1:
@@ -102,6 +104,31 @@ def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path
     if cluster:
         check_launcher(cluster, settings, cwd)
     check_storage(str(settings.get("storage")), cwd or Path.cwd())
+
+
+def check_monitor(pruner: Mapping[str, Any], names: list[str], directions: list[str]) -> None:
+    """Refuse a pruner whose monitor improves the other way than the study's objective: the
+    pruner compares the reports in the study's direction, so it would keep the worst trials.
+
+    >>> check_monitor({"name": "median", "monitor": "val_loss"}, ["best_val_accuracy"], ["maximize"])
+    Traceback (most recent call last):
+    ...
+    fer_exp.errors.ConfigError: hydra.sweeper.pruner.monitor=val_loss falls as a run improves, but the study maximizes best_val_accuracy: the pruner would keep the worst trials; monitor val_accuracy or val_f1, or set hydra.sweeper.direction=minimize for an objective that falls
+    """
+    name, monitor = str(pruner.get("name", "none")), str(pruner.get("monitor", "val_accuracy"))
+    if name == "none" or len(directions) != 1:  # nothing pruned; two objectives cannot prune
+        return
+    rises = monitor_mode(monitor) == "max"
+    if rises == (directions[0] == "maximize"):
+        return
+    if rises:
+        fix = "monitor val_loss, or maximize an objective that rises"
+    else:
+        fix = "monitor val_accuracy or val_f1, or set hydra.sweeper.direction=minimize for an objective that falls"
+    raise ConfigError(
+        f"hydra.sweeper.pruner.monitor={monitor} {'rises' if rises else 'falls'} as a run improves, but the study "
+        f"{directions[0]}s {names[0]}: the pruner would keep the worst trials; {fix}"
+    )
 
 
 def check_launcher(cluster: str, settings: Mapping[str, Any], cwd: Path | None = None) -> None:

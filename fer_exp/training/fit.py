@@ -13,9 +13,9 @@ from fer_exp.training.callbacks import (
     ResumableEarlyStopping,
     TimeBudget,
 )
-from fer_exp.training.keras_objects import BudgetFittedSchedule
+from fer_exp.training.keras_objects import BudgetFittedSchedule, MacroF1
 from fer_exp.training.pruning import pruning_callbacks
-from fer_exp.training.schedules import monitor_mode
+from fer_exp.training.monitors import monitor_mode
 from fer_exp.training.setup import progress_bar
 
 if TYPE_CHECKING:
@@ -62,13 +62,13 @@ def build_optimizer(cfg: RunConfig, steps: int):
 
 
 def compile_model(model, cfg: RunConfig, steps: int) -> None:
-    """Compile a new model: :func:`build_optimizer`, the loss of :func:`loss_for` and accuracy,
-    without XLA (slower, not faster, for these models on CPU). Resumed models keep the compiled
+    """Compile a new model: :func:`build_optimizer`, the loss of :func:`loss_for`, accuracy and
+    macro-F1 (:class:`~fer_exp.training.keras_objects.MacroF1`: ``f1``, ``val_f1``), without XLA (slower, not faster, for these models on CPU). Resumed models keep the compiled
     state their checkpoint holds."""
     model.compile(
         optimizer=build_optimizer(cfg, steps),
         loss=loss_for(cfg),
-        metrics=["accuracy"],
+        metrics=["accuracy", MacroF1(cfg.data.class_mode)],
         jit_compile=False,  # XLA made these models slower, not faster, on CPU
     )
 

@@ -1,4 +1,5 @@
-"""Learning-rate schedules of fer_exp's own, registered with Keras so checkpoints load again."""
+"""Keras objects of fer_exp's own, registered with Keras so checkpoints load again: two
+learning-rate schedules and the per-epoch macro-F1 metric."""
 
 from __future__ import annotations
 
@@ -98,3 +99,45 @@ class BudgetFittedSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "anchor": value(self.anchor),
             "rate": value(self.rate),
         }
+
+
+@keras.saving.register_keras_serializable(package="fer_exp")
+class MacroF1(keras.metrics.F1Score):
+    """Macro-F1 of the arg-max predictions over every class, per epoch: the number
+    :func:`sklearn.metrics.f1_score` gives with ``average="macro"`` and ``zero_division=0``
+    (the final ``val_macro_f1``), accumulated batch by batch as Keras metrics are.
+
+    Keras's own ``F1Score`` wants one-hot labels and marks every class tied at the maximum;
+    this one takes the labels of any ``data.class_mode`` and predicts exactly one class:
+
+    - ``categorical``: one-hot labels, one probability per class;
+    - ``sparse``: integer labels, one probability per class;
+    - ``binary``: 0/1 labels, one sigmoid output, scored as two classes.
+
+    Args:
+        class_mode: how the labels come (``data.class_mode``).
+        name: ``f1``, so Keras logs ``f1`` and ``val_f1``.
+    """
+
+    def __init__(self, class_mode: str = "categorical", name: str = "f1", dtype=None):
+        super().__init__(average="macro", threshold=None, name=name, dtype=dtype)
+        if class_mode not in ("categorical", "sparse", "binary"):
+            raise ValueError(f"class_mode={class_mode!r}: expected categorical, sparse or binary")
+        self.class_mode = class_mode
+
+    @override
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        ops = keras.ops
+        y_pred = ops.cast(y_pred, "float32")
+        if self.class_mode == "binary":  # one sigmoid unit: the classes are p < 0.5 and p >= 0.5
+            y_pred = ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
+            y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)) > 0.5, "int32"), 2)
+        elif self.class_mode == "sparse":
+            y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), y_pred.shape[-1])
+        n_classes = y_pred.shape[-1]
+        y_pred = ops.one_hot(ops.argmax(y_pred, axis=-1), n_classes)
+        super().update_state(y_true, y_pred, sample_weight)
+
+    @override
+    def get_config(self):
+        return {"class_mode": self.class_mode, "name": self.name, "dtype": self.dtype}

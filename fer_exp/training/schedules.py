@@ -20,18 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
 from typing_extensions import override
 
 from fer_exp.registry import subclasses_by_tag, tagged_union
-
-Monitor = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
-
-
-def monitor_mode(monitor: str) -> str:
-    """Whether a monitored value improves upward (``max``: accuracies) or downward (``min``: losses).
-
-    >>> monitor_mode("val_accuracy"), monitor_mode("val_loss")
-    ('max', 'min')
-    """
-    return "max" if monitor.endswith("accuracy") else "min"
-
+from fer_exp.training.monitors import Monitor, monitor_mode
 
 class Schedule(BaseModel):
     """The ``schedule.*`` keys of one learning-rate policy, chosen by ``schedule.name``."""
