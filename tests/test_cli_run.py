@@ -79,9 +79,11 @@ def test_mlflow_run_holds_params_metrics_artifacts_tags(fast_run):
     assert int(params["model.param_count"]) > 100_000
     assert params["env.tensorflow"].startswith("2.") and params["env.precision"] == "float32"
     # metrics: per epoch at step=epoch (1-based) and final
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time_s"):
+    for key in ("loss", "accuracy", "f1", "val_loss", "val_accuracy", "val_f1", "learning_rate", "epoch_time_s"):
         history = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in history] == [1], key
+    # the one epoch's macro-F1, accumulated by Keras batch by batch, is sklearn's on its predictions
+    assert run.data.metrics["val_f1"] == pytest.approx(run.data.metrics["val_macro_f1"], abs=1e-5)
     for key in ("best_val_accuracy", "val_macro_f1", "val_f1.disgust", "val_recall.happy", "best_epoch"):
         assert key in run.data.metrics
     assert run.data.metrics["epochs_run"] == 1
@@ -124,49 +126,43 @@ def test_console_script_is_installed(tmp_path):
     assert proc.returncode == 0 and "batch_size: 128" in proc.stdout
 
 
-def test_tta_metrics_and_time_budget(tmp_path):
+def run_here(tmp_path: Path, overrides: list[str]):
+    """One run in this process with ``overrides``, tracked in ``tmp_path/mlflow.db``, its folder
+    ``tmp_path/out``: its result, the MLflow client and its MLflow run."""
     from fer_exp.config import compose
     from fer_exp.runs import JobInfo, run
 
-    cfg = compose(
-        [
-            "tta=true",
-            "tta_shift=1",
-            "epochs=5",
-            "limit_train_batches=2",
-            "limit_val_batches=2",
-            "preview_images=0",
-            "schedule=cosine",
-            "time_budget_min=0.001",
-            f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-        ]
-    )
+    cfg = compose([*overrides, "preview_images=0", f"tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
     result = run(cfg, JobInfo(output_dir=tmp_path / "out"))
+    client, (r,) = mlflow_runs(tmp_path / "mlflow.db")
+    return result, client, r
+
+
+def test_tta_metrics_and_time_budget(tmp_path):
+    overrides = ["tta=true", "tta_shift=1", "epochs=5", "limit_train_batches=2", "limit_val_batches=2"]
+    result, _, r = run_here(tmp_path, [*overrides, "schedule=cosine", "time_budget_min=0.001"])
     assert result.epochs_run == 1  # the budget stops after the first epoch
-    _, (r,) = mlflow_runs(tmp_path / "mlflow.db")
     assert {"val_accuracy_tta", "val_macro_f1_tta"} <= set(r.data.metrics)
     assert r.data.params["tta_shift"] == "1"
     assert r.data.metrics["budget_epochs"] == 1  # the plan, per epoch, in MLflow
 
 
+def test_checkpoint_on_macro_f1_evaluates_the_epoch_best_on_it(tmp_path):
+    overrides = ["callbacks.checkpoint_monitor=val_f1", "callbacks.early_stopping.enabled=false", "epochs=4"]
+    result, client, r = run_here(tmp_path, [*overrides, "limit_train_batches=3", "limit_val_batches=2"])
+    f1 = [m.value for m in sorted(client.get_metric_history(r.info.run_id, "val_f1"), key=lambda m: m.step)]
+    assert len(f1) == result.epochs_run == 4
+    assert r.data.metrics["best_epoch"] == f1.index(max(f1)) + 1  # the first epoch with the best macro-F1
+    # the final evaluation is of that epoch's weights: its macro-F1 is the one Keras logged then
+    assert r.data.metrics["val_macro_f1"] == pytest.approx(max(f1), abs=1e-5)
+
+
 def test_bfloat16_run_trains_in_bfloat16_and_says_so(tmp_path):
-    from fer_exp.config import compose
     from fer_exp.models.layers import FusedBatchNormalization
-    from fer_exp.runs import JobInfo, run
     from fer_exp.training.fit import load_checkpoint
 
-    cfg = compose(
-        [
-            "mixed_precision=bfloat16",
-            "epochs=2",
-            "limit_train_batches=3",
-            "limit_val_batches=2",
-            "preview_images=0",
-            f"tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-        ]
-    )
-    result = run(cfg, JobInfo(output_dir=tmp_path / "out"))
-    _, (r,) = mlflow_runs(tmp_path / "mlflow.db")
+    overrides = ["mixed_precision=bfloat16", "epochs=2", "limit_train_batches=3", "limit_val_batches=2"]
+    result, _, r = run_here(tmp_path, overrides)
     assert r.data.params["mixed_precision"] == "bfloat16" and r.data.params["env.precision"] == "mixed_bfloat16"
     assert result.epochs_run == 2 and np.isfinite(r.data.metrics["val_loss"]) and np.isfinite(r.data.metrics["loss"])
     model = load_checkpoint(tmp_path / "out" / "checkpoints" / "best.keras")

@@ -80,6 +80,18 @@ GOOD = {
         ),
         ({"pruner": {"name": "medain"}}, "hydra.sweeper.pruner.name=medain is not a pruner: did you mean median?"),
         ({"pruner": {"name": "median", "warmup_epoch": 1}}, "did you mean pruner.warmup_epochs?"),
+        (
+            {"pruner": {"name": "median", "monitor": "val_acc"}},
+            "hydra.sweeper.pruner.monitor=val_acc is not a per-epoch value: did you mean val_accuracy?",
+        ),
+        (
+            {"pruner": {"name": "median", "monitor": "val_loss"}},
+            "hydra.sweeper.pruner.monitor=val_loss falls as a run improves, but the study maximizes best_val_accuracy",
+        ),
+        (
+            {"direction": "minimize", "pruner": {"name": "successive_halving", "monitor": "val_f1"}},
+            "hydra.sweeper.pruner.monitor=val_f1 rises as a run improves, but the study minimizes best_val_accuracy",
+        ),
         ({"directions": ["maximize", "minimize"]}, "hydra.sweeper.directions has 2 entries for 1 objectives"),
         ({"objectives": ["best_val_accuracy", "train_time_s"]}, "give hydra.sweeper.directions one each"),
         ({"direction": "maximise"}, "hydra.sweeper.direction=maximise is not a direction: did you mean maximize?"),
@@ -109,6 +121,7 @@ def test_bad_study_settings_are_one_message(change, message, tmp_path):
         ("augmentation.zoom_range=interval(0.3, 0.1)", "the interval's low end (0.3) must be below its high end (0.1)"),
         ("hydra.sweeper.pruner.reduction_factr=4", "did you mean hydra.sweeper.pruner.reduction_factor?"),
         ("hydra.sweeper.pruner.report=mean", "hydra.sweeper.pruner.report=mean is not one of: best"),
+        ("hydra.sweeper.pruner.monitor=val_f2", "hydra.sweeper.pruner.monitor=val_f2 is not a per-epoch value"),
     ],
 )
 def test_the_command_line_is_checked_before_any_folder(override, message, tmp_path, monkeypatch):
@@ -128,6 +141,7 @@ def test_a_good_study_passes_the_checks_and_its_defaults_are_documented(tmp_path
     # any pruner's knob is a key to set, without the "+" of a new key
     overrides = ["hparams_search=optuna", "hydra.sweeper.pruner.name=successive_halving", "epochs=2"]
     overrides += ["hydra.sweeper.pruner.reduction_factor=4", "hydra.sweeper.pruner.report=last"]
+    overrides += ["hydra.sweeper.pruner.monitor=val_f1"]  # macro-F1 rises, as the accuracy the study maximizes
     _, settings = compose_sweep(overrides, multirun=True)
     check_study(settings, overrides)  # raises on any problem
     assert (settings["pruner"]["reduction_factor"], settings["pruner"]["report"]) == (4, "last")

@@ -63,7 +63,9 @@ class EarlyStoppingConfig(StrictModel):
     """Keras's EarlyStopping, resumable: its counters are checkpointed with every epoch."""
 
     enabled: bool = Field(True, description="Stop when the monitored value has not improved for `patience` epochs.")
-    monitor: Monitor = Field("val_accuracy", description="The per-epoch value early stopping watches.")
+    monitor: Monitor = Field(
+        "val_accuracy", description="The per-epoch value early stopping watches (`val_f1`: the epoch's macro-F1)."
+    )
     patience: NonNegativeInt = Field(8, description="Epochs without improvement before training stops.")
     min_delta: NonNegativeFloat = Field(0.0, description="The smallest change that counts as an improvement.")
     restore_best_weights: bool = Field(True, description="On stopping, go back to the weights of the best epoch.")
@@ -74,7 +76,8 @@ class CallbacksConfig(StrictModel):
 
     checkpoint_monitor: Monitor = Field(
         "val_accuracy",
-        description="The value whose best epoch is kept as `checkpoints/best.keras` (and evaluated at the end).",
+        description="The value whose best epoch is kept as `checkpoints/best.keras` (and evaluated at the end, "
+        "as `best_epoch`); `val_f1`, the epoch's macro-F1, keeps the epoch best on the rare classes too.",
     )
     early_stopping: EarlyStoppingConfig = Field(EarlyStoppingConfig(), description="Early stopping's settings.")
 

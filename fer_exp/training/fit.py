@@ -14,8 +14,8 @@ from fer_exp.training.callbacks import (
     TimeBudget,
 )
 from fer_exp.training.keras_objects import BudgetFittedSchedule, MacroF1
-from fer_exp.training.pruning import pruning_callbacks
 from fer_exp.training.monitors import monitor_mode
+from fer_exp.training.pruning import pruning_callbacks
 from fer_exp.training.setup import progress_bar
 
 if TYPE_CHECKING:
@@ -63,8 +63,9 @@ def build_optimizer(cfg: RunConfig, steps: int):
 
 def compile_model(model, cfg: RunConfig, steps: int) -> None:
     """Compile a new model: :func:`build_optimizer`, the loss of :func:`loss_for`, accuracy and
-    macro-F1 (:class:`~fer_exp.training.keras_objects.MacroF1`: ``f1``, ``val_f1``), without XLA (slower, not faster, for these models on CPU). Resumed models keep the compiled
-    state their checkpoint holds."""
+    macro-F1 (:class:`~fer_exp.training.keras_objects.MacroF1`: ``f1``, ``val_f1``), without
+    XLA (slower, not faster, for these models on CPU). Resumed models keep the compiled state
+    their checkpoint holds."""
     model.compile(
         optimizer=build_optimizer(cfg, steps),
         loss=loss_for(cfg),

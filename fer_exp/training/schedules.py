@@ -22,6 +22,7 @@ from typing_extensions import override
 from fer_exp.registry import subclasses_by_tag, tagged_union
 from fer_exp.training.monitors import Monitor, monitor_mode
 
+
 class Schedule(BaseModel):
     """The ``schedule.*`` keys of one learning-rate policy, chosen by ``schedule.name``."""
 
