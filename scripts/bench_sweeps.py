@@ -66,7 +66,14 @@ import time
 from pathlib import Path
 from statistics import median
 
-from benchmark_study import better_half, cpu, publish, rank_by_epoch, trial_records  # scripts/ is on the path
+from benchmark_study import (  # scripts/ is on the path
+    better_half,
+    choices_after_startup,
+    cpu,
+    publish,
+    rank_by_epoch,
+    trial_records,
+)
 
 # warmup: epochs before the first cut; reduction_factor r: cuts at w, w·r, ... keep 1/r each;
 # train_batches null: whole epochs (see above); n_val: synthetic validation faces (see above);
@@ -130,6 +137,9 @@ PRUNER_KEYS = ("warmup", "reduction_factor", "bootstrap_count", "monitor")
 # the issue's goal for the pruned study: its best within this many points, with at most this share of the epochs
 GOAL_POINTS, GOAL_SHARE = 0.5, 0.40
 SEED = 123
+# Optuna's TPESampler samples its first n_startup_trials (10) at random; the studies keep its default
+TPE_STARTUP = 10
+FIRST_FINISHED = 2  # the benchmark page shows the pruned study's first finished trials' choices
 RECORD = Path(__file__).resolve().parents[1] / "docs" / "bench_sweeps.json"
 
 
@@ -195,8 +205,11 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
         "pruned": states.count("PRUNED"),
         "wall_s": round(wall, 1),
     }
+    trials = trial_records(study, {})
+    # what TPE chose once its random start was over: the unpruned and pruned studies share that start
+    result["sampled_after_startup"] = choices_after_startup(trials, TPE_STARTUP)
+    result["finished"] = finished_trials(trials)
     if pruner == "none":  # every trial trained to the end: where a cut would have ranked them well
-        trials = trial_records(study, {})
         result["rank_by_epoch"] = rank_by_epoch(trials)
         result["rank_by_epoch_better_half"] = rank_by_epoch(better_half(trials))
     return result
@@ -428,6 +441,52 @@ def render_ranks(records: list[dict], cut: int) -> str:
     return "\n".join(lines)
 
 
+def finished_trials(trials: list[dict]) -> list[dict]:
+    """The trials that trained to the end, in the order they were numbered: number, value and
+    categorical settings (the ones :func:`render_sampled` counts)."""
+    return [
+        {
+            "number": t["number"],
+            "value": t["value"],
+            "params": {k: v for k, v in t["params"].items() if isinstance(v, bool | str)},
+        }
+        for t in trials
+        if t["state"] == "COMPLETE"
+    ]
+
+
+def render_sampled(records: list[dict]) -> str:
+    """What TPE sampled once its random start was over, unpruned against pruned study, for each
+    seed that recorded it: one row per categorical setting's value; empty when none did."""
+    rows = []
+    for r in records:
+        p = r["pruning"]
+        full, pruned = p["none"].get("sampled_after_startup"), p["successive_halving"].get("sampled_after_startup")
+        if not full or not pruned:
+            continue
+        for key in sorted(set(full) | set(pruned)):
+            a, b = full.get(key, {}), pruned.get(key, {})
+            values = sorted(set(a) | set(b))
+            cells = [", ".join(f"{v} {study.get(v, 0)}" for v in values) for study in (a, b)]
+            first = [t for t in p["successive_halving"].get("finished", []) if key in t["params"]][:FIRST_FINISHED]
+            shown = [f"#{t['number']} {str(t['params'][key]).lower()}" for t in first]
+            rows.append(f"| {r.get('seed', '—')} | `{key}` | " + " | ".join([*cells, ", ".join(shown) or "—"]) + " |")
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            f"\nWhat TPE sampled after its {TPE_STARTUP} random trials, which the two studies share (same seed):"
+            " how many of the later trials took each value of each categorical setting. TPE samples near the"
+            " trials it ranks best, and it ranks every finished trial above every pruned one, so in a pruned"
+            " study the few trials that finished early (with few rivals at the cuts) decide what it samples"
+            ' next (see docs/studies.md, "The first trials and the sampler").\n',
+            f"| seed | setting | unpruned study | pruned study | pruned study's first {FIRST_FINISHED} to finish |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
 def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
     """The benchmark page's section on sweeps: (a) one table per design, each seed and their
     median, newest design first, then ``after_pruning`` (a section rendered elsewhere, such as
@@ -481,6 +540,7 @@ def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
             )
         parts.append(verdict(ps))
         parts.append(render_ranks(rs, dict(zip(SIZE_KEYS, key))["warmup"]))
+        parts.append(render_sampled(rs))
     parts.append(after_pruning)
     idle = [r for r in full if r.get("idle")]
     if idle:

@@ -152,6 +152,26 @@ def better_half(trials: list[dict]) -> list[dict]:
     return finished[: len(finished) // 2]
 
 
+def choices_after_startup(trials: list[dict], startup: int) -> dict[str, dict[str, int]]:
+    """How often the sampler chose each value of each categorical setting (a bool or a name)
+    in the trials numbered ``startup`` and later: what TPE sampled once its random start was
+    over, i.e. what it learned from the trials before.
+
+    >>> choices_after_startup([{"number": n, "params": {"flip": n % 3 == 0, "lr": 0.1}} for n in range(6)], 2)
+    {'flip': {'false': 3, 'true': 1}}
+    """
+    counted: dict[str, dict[str, int]] = {}
+    for t in trials:
+        if t["number"] < startup:
+            continue
+        for key, value in t["params"].items():
+            if isinstance(value, bool | str):
+                shown = str(value).lower() if isinstance(value, bool) else value
+                counted.setdefault(key, {}).setdefault(shown, 0)
+                counted[key][shown] += 1
+    return {key: dict(sorted(found.items())) for key, found in sorted(counted.items())}
+
+
 def first_cut(trials: list[dict]) -> int | None:
     """The epoch of the pruner's first cut: the earliest epoch a pruned trial stopped at."""
     stops = [t["epochs"] for t in trials if t["state"] == "PRUNED" and t["epochs"]]

@@ -35,6 +35,9 @@ def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
         study = pruning[pruner]
         assert study["trials"] == 3 and 0.0 <= study["best_value"] <= 1.0 and study["wall_s"] > 0
     assert pruning["none"]["pruned"] == 0 and pruning["none"]["epochs"] == 3 * 2  # every trial, every epoch
+    assert [t["number"] for t in pruning["none"]["finished"]] == [0, 1, 2]
+    assert set(pruning["none"]["finished"][0]["params"]) == {"augmentation.horizontal_flip"}  # categorical only
+    assert pruning["none"]["sampled_after_startup"] == {}  # 3 trials: all in TPE's random start
     assert list(pruning["none"]["rank_by_epoch"]) == ["1"]  # epoch 1 against the end (epoch 2)
     assert 3 <= pruning["successive_halving"]["epochs"] <= 3 * 2
     assert pruning["epochs_share"] == pytest.approx(pruning["successive_halving"]["epochs"] / 6)
@@ -162,3 +165,46 @@ def test_a_bootstrap_count_is_its_own_design_and_named_in_its_table():
     with_boot, without = render_sweeps(records).split("\n**")[1:3]
     assert "reduction factor 3, bootstrap count 1, the trials report" in with_boot.splitlines()[0]
     assert "bootstrap" not in without  # 0, as every earlier record was
+
+
+def test_a_monitor_is_its_own_design_and_named_in_its_table():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import render_sweeps
+
+    records = [_record(1, 0.80, 0.79, 0.3), _record(1, 0.80, 0.80, 0.3, monitor="val_f1")]
+    with_f1, without = render_sweeps(records).split("\n**")[1:3]
+    assert with_f1.splitlines()[0].endswith("the trials report each epoch's value of val_f1**")
+    assert "val_f1" not in without  # val_accuracy, as every earlier record was
+
+
+def test_the_page_shows_what_tpe_sampled_after_its_start_and_the_first_finished_trials():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import TPE_STARTUP, finished_trials, render_sweeps
+    from benchmark_study import choices_after_startup
+
+    def trials(flips, finished):
+        return [
+            {"number": n, "state": "COMPLETE" if n in finished else "PRUNED", "value": 0.8 if n in finished else None}
+            | {"params": {"flip": flip, "lr": 0.001}}
+            for n, flip in enumerate(flips)
+        ]
+
+    start = [True, True, False] + [False] * (TPE_STARTUP - 3)
+    unpruned = trials(start + [False] * 5, finished=range(TPE_STARTUP + 5))
+    pruned = trials(start + [True] * 4 + [False], finished={0, 1, 12})
+    record = _record(1, 0.80, 0.79, 0.3)
+    for key, study in (("none", unpruned), ("successive_halving", pruned)):
+        record["pruning"][key] |= {
+            "sampled_after_startup": choices_after_startup(study, TPE_STARTUP),
+            "finished": finished_trials(study),
+        }
+    assert record["pruning"]["successive_halving"]["finished"][2] == {
+        "number": 12,
+        "value": 0.8,
+        "params": {"flip": True},  # the categorical settings only
+    }
+    page = render_sweeps([record, _record(2, 0.80, 0.79, 0.3)])  # seed 2 recorded neither: no row
+    assert f"What TPE sampled after its {TPE_STARTUP} random trials" in page
+    assert "| 1 | `flip` | false 5, true 0 | false 1, true 4 | #0 true, #1 true |" in page
+    assert "| 2 | `flip`" not in page
+    assert "What TPE sampled" not in render_sweeps([_record(1, 0.80, 0.79, 0.3)])  # no record has it
