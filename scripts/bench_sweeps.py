@@ -525,9 +525,12 @@ def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
                 f" | {p['epochs_share']:.0%} | {p['none']['wall_s']:.0f} s"
                 f" | {p['successive_halving']['wall_s']:.0f} s |"
             )
-        for r in rs:  # what the record says about its own measurement
+        notes: dict[str, list[str]] = {}  # what the records say about their own measurement, once per note
+        for r in rs:
             if r.get("note"):
-                parts.append(f"\nSeed {r.get('seed', '—')} ({r.get('date', '—')}): {r['note']}.")
+                notes.setdefault(r["note"], []).append(f"{r.get('seed', '—')} ({r.get('date', '—')})")
+        for note, seeds in notes.items():
+            parts.append(f"\nSeed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: {note}.")
         ps = [r["pruning"] for r in rs]
         if len(ps) > 1:
             diff, share = medians(ps)
