@@ -44,8 +44,10 @@ class _Client:
     def __init__(self, epochs: int = 3):
         self.epochs = epochs
         self.metrics: dict[str, float] = {}
+        self.histories_read: set[str] = set()
 
     def get_metric_history(self, run_id, key):
+        self.histories_read.add(key)
         return [SimpleNamespace(step=e, value=0.1 * e) for e in range(1, self.epochs + 1)]
 
     def log_metric(self, run_id, key, value):
@@ -128,6 +130,20 @@ def test_confusion_matrix_shows_counts_and_names_its_normalization():
     assert cells[3].tolist() == ["–\n(0)"] * 4  # no images: no recall, not a recall of 0
     assert ax.get_title() == f"val accuracy 0.700\n{CONFUSION_NOTE}"
     assert "rows normalized to 1 (recall)" in CONFUSION_NOTE and "counts" in CONFUSION_NOTE
+
+
+@pytest.mark.parametrize("curves, title", [("val_accuracy", "validation accuracy"), ("val_f1", "validation macro-F1")])
+def test_comparison_picture_draws_the_chosen_per_epoch_metric(curves, title, tmp_path, monkeypatch):
+    import fer_exp.analysis.compare as compare
+
+    drawn = []
+    monkeypatch.setattr(compare, "save", lambda fig, path: drawn.append(fig) or path)
+    client = _Client()
+    compare_runs(client, RUNS, "best_val_accuracy", tmp_path, curves=curves)
+    assert client.histories_read == {curves}
+    _, lines = drawn[0].axes
+    assert lines.get_ylabel() == curves and lines.get_title() == f"{title} (2 runs)"
+    assert len(lines.lines) == 2
 
 
 def test_comparison_table_formats_each_column_alike(tmp_path):

@@ -20,11 +20,14 @@ from fer_exp.analysis.table import markdown_table, run_label, shared_overrides
 from fer_exp.errors import UserError
 from fer_exp.tracking.redact import redact_text
 from fer_exp.tracking.store import child_runs
+from fer_exp.training.monitors import monitor_mode
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 # Params that describe the environment or bookkeeping rather than a setting under comparison.
+# the picture's title for the per-epoch metrics users draw most
+CURVE_TITLES = {"val_accuracy": "validation accuracy", "val_f1": "validation macro-F1", "val_loss": "validation loss"}
 _IGNORED = ("env.", "data.resolved_root", "run_name", "resume", "tracking_uri", "data.cache_dir")
 
 
@@ -68,14 +71,16 @@ def rarest_class(runs) -> str | None:
     return min(counts, key=counts.get) if counts else None
 
 
-def compare_runs(client, runs, metric: str, out_dir: Path) -> Report:
+def compare_runs(client, runs, metric: str, out_dir: Path, curves: str = "val_accuracy") -> Report:
     """Write the comparison of ``runs``: ``comparison.csv``, ``comparison.md`` and ``comparison.png``.
 
     Args:
-        client: an ``MlflowClient``; the picture reads every run's ``val_accuracy`` history from it.
+        client: an ``MlflowClient``; the picture reads every run's ``curves`` history from it.
         runs: the MLflow runs to compare, as :func:`select_runs` returns them.
         metric: the metric that ranks the runs, highest first; runs without it come last.
         out_dir: the folder for the three files, created if missing.
+        curves: the per-epoch metric the picture draws for every run (``val_accuracy``,
+            ``val_f1``: macro-F1, ``val_loss``).
 
     Returns:
         The table, the files written and the best run by ``metric``.
@@ -115,25 +120,27 @@ def compare_runs(client, runs, metric: str, out_dir: Path) -> Report:
         writer.writerows(rows)
     markdown = markdown_table(rows, columns)
     (out_dir / "comparison.md").write_text(markdown)
-    png = _plot(client, rows, params, metric, out_dir / "comparison.png")
+    png = _plot(client, rows, params, metric, out_dir / "comparison.png", curves)
     scored = [row for row in rows if row[metric] is not None]
     best = (scored[0]["run_id"], float(scored[0][metric])) if scored else None
     return Report(rows, columns, markdown, [out_dir / "comparison.csv", out_dir / "comparison.md", png], best)
 
 
-def comparison_figure(rows, histories: dict[str, list[tuple[int, float]]], params, metric: str) -> Figure:
+def comparison_figure(
+    rows, histories: dict[str, list[tuple[int, float]]], params, metric: str, curves: str = "val_accuracy"
+) -> Figure:
     """The comparison picture: a bar of ``metric`` per run (best first; grey: not finished;
-    the axis starts at zero, so bar lengths compare honestly) and every run's validation
-    accuracy per epoch.
+    the axis starts at zero, so bar lengths compare honestly) and every run's ``curves`` per epoch.
 
     Args:
         rows: the table's rows, as :func:`compare_runs` makes them (best first).
-        histories: run id -> ``(epoch, val_accuracy)`` pairs.
+        histories: run id -> ``(epoch, value of curves)`` pairs.
         params: the differing params, to label runs without overrides.
         metric: the metric of the bars.
+        curves: the per-epoch metric of the lines.
     """
     fig = new_figure(figsize=(15, max(4.5, 0.45 * len(rows) + 2)), layout="constrained")
-    bars, curves = fig.subplots(1, 2)
+    bars, lines = fig.subplots(1, 2)
     shared = shared_overrides(rows)
     labels = [run_label(row, params, shared) for row in rows][::-1]
     values = [row[metric] for row in rows][::-1]
@@ -148,23 +155,23 @@ def comparison_figure(rows, histories: dict[str, list[tuple[int, float]]], param
     for row in rows:
         history = histories.get(row["run_id"], [])
         if history:
-            steps, accuracy = zip(*history)
-            curves.plot(steps, accuracy, marker="o", ms=2.5, label=run_label(row, params, shared))
-    integer_epochs(curves)
-    curves.set_ylabel("val_accuracy")
-    curves.set_title(f"validation accuracy ({len(rows)} runs)")
-    curves.grid(alpha=0.3)
-    if curves.lines:
-        curves.legend(fontsize=7, loc="lower right")
+            steps, values = zip(*history)
+            lines.plot(steps, values, marker="o", ms=2.5, label=run_label(row, params, shared))
+    integer_epochs(lines)
+    lines.set_ylabel(curves)
+    lines.set_title(f"{CURVE_TITLES.get(curves, curves)} ({len(rows)} runs)")
+    lines.grid(alpha=0.3)
+    if lines.lines:
+        lines.legend(fontsize=7, loc="lower right" if monitor_mode(curves) == "max" else "upper right")
     return fig
 
 
-def _plot(client, rows, params, metric, path: Path) -> Path:
+def _plot(client, rows, params, metric, path: Path, curves: str) -> Path:
     histories = {
-        row["run_id"]: sorted((m.step, m.value) for m in client.get_metric_history(row["run_id"], "val_accuracy"))
+        row["run_id"]: sorted((m.step, m.value) for m in client.get_metric_history(row["run_id"], curves))
         for row in rows
     }
-    return save(comparison_figure(rows, histories, params, metric), path)
+    return save(comparison_figure(rows, histories, params, metric, curves), path)
 
 
 def select_runs(
