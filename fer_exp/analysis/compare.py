@@ -25,9 +25,9 @@ from fer_exp.training.monitors import monitor_mode
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-# Params that describe the environment or bookkeeping rather than a setting under comparison.
-# the picture's title for the per-epoch metrics users draw most
+# The picture's title for the per-epoch metrics users draw most.
 CURVE_TITLES = {"val_accuracy": "validation accuracy", "val_f1": "validation macro-F1", "val_loss": "validation loss"}
+# Params that describe the environment or bookkeeping rather than a setting under comparison.
 _IGNORED = ("env.", "data.resolved_root", "run_name", "resume", "tracking_uri", "data.cache_dir")
 
 
