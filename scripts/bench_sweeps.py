@@ -68,6 +68,7 @@ from statistics import median
 
 from benchmark_study import (  # scripts/ is on the path
     better_half,
+    categorical,
     choices_after_startup,
     cpu,
     publish,
@@ -448,7 +449,7 @@ def finished_trials(trials: list[dict]) -> list[dict]:
         {
             "number": t["number"],
             "value": t["value"],
-            "params": {k: v for k, v in t["params"].items() if isinstance(v, bool | str)},
+            "params": categorical(t["params"]),
         }
         for t in trials
         if t["state"] == "COMPLETE"

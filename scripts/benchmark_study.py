@@ -152,6 +152,15 @@ def better_half(trials: list[dict]) -> list[dict]:
     return finished[: len(finished) // 2]
 
 
+def categorical(params: dict) -> dict:
+    """The sampled values that are choices (a bool or a name), not numbers.
+
+    >>> categorical({"flip": True, "fill": "nearest", "lr": 0.1, "rot": 10})
+    {'flip': True, 'fill': 'nearest'}
+    """
+    return {k: v for k, v in params.items() if isinstance(v, bool | str)}
+
+
 def choices_after_startup(trials: list[dict], startup: int) -> dict[str, dict[str, int]]:
     """How often the sampler chose each value of each categorical setting (a bool or a name)
     in the trials numbered ``startup`` and later: what TPE sampled once its random start was
@@ -164,11 +173,10 @@ def choices_after_startup(trials: list[dict], startup: int) -> dict[str, dict[st
     for t in trials:
         if t["number"] < startup:
             continue
-        for key, value in t["params"].items():
-            if isinstance(value, bool | str):
-                shown = str(value).lower() if isinstance(value, bool) else value
-                counted.setdefault(key, {}).setdefault(shown, 0)
-                counted[key][shown] += 1
+        for key, value in categorical(t["params"]).items():
+            shown = str(value).lower() if isinstance(value, bool) else value
+            counted.setdefault(key, {}).setdefault(shown, 0)
+            counted[key][shown] += 1
     return {key: dict(sorted(found.items())) for key, found in sorted(counted.items())}
 
 
