@@ -132,9 +132,9 @@ class MacroF1(keras.metrics.F1Score):
         if self.class_mode == "binary":  # one sigmoid unit: the classes are p < 0.5 and p >= 0.5
             y_pred = ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
             y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)) > 0.5, "int32"), 2)
-        elif self.class_mode == "sparse":
-            y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), y_pred.shape[-1])
         n_classes = y_pred.shape[-1]
+        if self.class_mode == "sparse":
+            y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), n_classes)
         y_pred = ops.one_hot(ops.argmax(y_pred, axis=-1), n_classes)
         super().update_state(y_true, y_pred, sample_weight)
 
