@@ -88,6 +88,7 @@ FULL = {
     "n_val": 3000,
     "report": "best",
     "monitor": "val_accuracy",
+    "ranking": "finished_first",
     "schedule": "cosine",
     "mixed_precision": "off",
     "train_batches": "null",
@@ -119,6 +120,7 @@ SIZE_KEYS = {
     "mixed_precision": "off",
     "bootstrap_count": 0,
     "monitor": "val_accuracy",
+    "ranking": "finished_first",
 }
 DESIGN_FLAGS = {
     "epochs": int,
@@ -130,11 +132,13 @@ DESIGN_FLAGS = {
     "mixed_precision": str,
     "bootstrap_count": int,
     "monitor": str,
+    "ranking": str,
 }
 # the design keys only the pruned study reads: an unpruned study measured with other values of
 # these is the same study (--unpruned-from); its monitor only decides what its trials report,
-# and nothing in it reads the reports
-PRUNER_KEYS = ("warmup", "reduction_factor", "bootstrap_count", "monitor")
+# and nothing in it reads the reports; with every trial finished, the sampler's ranking is the
+# objective's whatever ``ranking`` says (tests/test_sampler_ranking.py)
+PRUNER_KEYS = ("warmup", "reduction_factor", "bootstrap_count", "monitor", "ranking")
 # the goal for the pruned study: its best within this many points, with at most this share of the epochs
 GOAL_POINTS, GOAL_SHARE = 0.5, 0.40
 SEED = 123
@@ -194,6 +198,7 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
             f"hydra.sweeper.pruner.bootstrap_count={size['bootstrap_count']}",
             f"hydra.sweeper.pruner.report={size['report']}",
             f"hydra.sweeper.pruner.monitor={size['monitor']}",
+            f"hydra.sweeper.sampler.ranking={size['ranking']}",
         ],
     )
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'optuna.db'}")
@@ -358,7 +363,9 @@ def main() -> None:
         "idle": idle_result,
     }
     if reused:  # said on the benchmark page beside the seed's row
-        result["note"] = "the unpruned study is the earlier measurement of the same seed (--unpruned-from)"
+        earlier = json.loads(args.unpruned_from.read_text())
+        where = "" if earlier.get("cpu") == cpu() else f", on {earlier.get('cpu')} ({earlier.get('date')})"
+        result["note"] = f"the unpruned study is the earlier measurement of the same seed (--unpruned-from){where}"
     publish(result, args.json, args.record)
 
 
@@ -376,11 +383,12 @@ def describe_design(key: tuple) -> str:
     precision = "" if d["mixed_precision"] == "off" else f", mixed_precision={d['mixed_precision']}"
     bootstrap = f", bootstrap count {d['bootstrap_count']}" if d["bootstrap_count"] else ""
     monitor = "" if d["monitor"] == "val_accuracy" else f" of {d['monitor']}"
+    ranking = "" if d["ranking"] == "finished_first" else f"; TPE ranks trials at their shared epoch ({d['ranking']})"
     return (
         f"{d['trials']} trials × {d['epochs']} {batches}, {d['n_val']} validation faces, schedule={d['schedule']}"
         f"{precision};"
         f" first cut after epoch {d['warmup']}, reduction factor {d['reduction_factor']}{bootstrap},"
-        f" the trials report {reported}{monitor}"
+        f" the trials report {reported}{monitor}{ranking}"
     )
 
 

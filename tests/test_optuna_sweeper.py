@@ -78,6 +78,14 @@ GOOD = {
             {"sampler": {"name": "tpee"}},
             "hydra.sweeper.sampler.name=tpee is not a sampler: did you mean tpe? (samplers: cmaes, nsga2, random, tpe)",
         ),
+        (
+            {"sampler": {"name": "tpe", "ranking": "shared_epochs"}},
+            "hydra.sweeper.sampler.ranking=shared_epochs is not a ranking: did you mean shared_epoch?",
+        ),
+        (
+            {"sampler": {"name": "random", "ranking": "shared_epoch"}},
+            "hydra.sweeper.sampler.ranking=shared_epoch is TPE's: the random sampler does not rank trials",
+        ),
         ({"pruner": {"name": "medain"}}, "hydra.sweeper.pruner.name=medain is not a pruner: did you mean median?"),
         ({"pruner": {"name": "median", "warmup_epoch": 1}}, "did you mean pruner.warmup_epochs?"),
         (
@@ -117,6 +125,7 @@ def test_bad_study_settings_are_one_message(change, message, tmp_path):
     "override, message",
     [
         ("hydra.sweeper.sampler.name=tpee", "hydra.sweeper.sampler.name=tpee is not a sampler"),
+        ("hydra.sweeper.sampler.ranking=fair", "hydra.sweeper.sampler.ranking=fair is not a ranking"),
         ("augmentation.rotatoin_range=interval(0, 3)", "did you mean augmentation.rotation_range?"),
         ("augmentation.zoom_range=interval(0.3, 0.1)", "the interval's low end (0.3) must be below its high end (0.1)"),
         ("hydra.sweeper.pruner.reduction_factr=4", "did you mean hydra.sweeper.pruner.reduction_factor?"),
@@ -142,9 +151,11 @@ def test_a_good_study_passes_the_checks_and_its_defaults_are_documented(tmp_path
     overrides = ["hparams_search=optuna", "hydra.sweeper.pruner.name=successive_halving", "epochs=2"]
     overrides += ["hydra.sweeper.pruner.reduction_factor=4", "hydra.sweeper.pruner.report=last"]
     overrides += ["hydra.sweeper.pruner.monitor=val_f1"]  # macro-F1 rises, as the accuracy the study maximizes
+    overrides += ["hydra.sweeper.sampler.ranking=shared_epoch"]  # a key of the defaults: no "+"
     _, settings = compose_sweep(overrides, multirun=True)
     check_study(settings, overrides)  # raises on any problem
     assert (settings["pruner"]["reduction_factor"], settings["pruner"]["report"]) == (4, "last")
+    assert settings["sampler"] == {"name": "tpe", "seed": 123, "ranking": "shared_epoch"}
     assert settings["_target_"] == "hydra_plugins.fer_exp_optuna.sweeper.FerExpOptunaSweeper"
     assert (settings["study_name"], settings["storage"]) == ("hparams_search", "sqlite:///optuna.db")
     assert list(tmp_path.iterdir()) == []

@@ -23,6 +23,8 @@ from fer_exp.training.monitors import monitor_mode
 
 TARGET = "hydra_plugins.fer_exp_optuna.sweeper.FerExpOptunaSweeper"
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
+# how TPE ranks pruned trials against finished ones (fer_exp.sweeps.ranking)
+RANKINGS = ("finished_first", "shared_epoch")
 # hydra-submitit-launcher's launchers, by the submitit executor that runs their jobs
 _SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
 SUBMITIT_CLUSTERS = {_SUBMITIT + "SlurmLauncher": "slurm", _SUBMITIT + "LocalLauncher": "local"}
@@ -44,7 +46,8 @@ class OptunaSweeperConf:
     direction: str = "maximize"  # of optimized_metric, when objectives is not set
     directions: list[str] | None = None  # one per objective
     objectives: list[str] | None = None  # final metrics (reports/metrics.json)
-    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": None})
+    # ranking: how TPE ranks pruned against finished trials (RANKINGS; fer_exp.sweeps.ranking)
+    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": None, "ranking": "finished_first"})
     pruner: dict[str, Any] = field(default_factory=default_settings)  # every pruner's keys
     heartbeat_s: int = 60  # a worker silent for 2 x this long has its trial marked FAIL
     params: dict[str, str] | None = None
@@ -83,6 +86,7 @@ def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path
     sampler = str((settings.get("sampler") or {}).get("name", "tpe"))
     if sampler not in SAMPLERS:
         raise ConfigError(unknown_name("hydra.sweeper.sampler.name", sampler, SAMPLERS, "sampler"))
+    check_ranking(settings.get("sampler") or {})
     pruner = str((settings.get("pruner") or {}).get("name", "none"))
     if pruner not in PRUNERS:
         raise ConfigError(unknown_name("hydra.sweeper.pruner.name", pruner, PRUNERS, "pruner"))
@@ -104,6 +108,25 @@ def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path
     if cluster:
         check_launcher(cluster, settings, cwd)
     check_storage(str(settings.get("storage")), cwd or Path.cwd())
+
+
+def check_ranking(sampler: Mapping[str, Any]) -> None:
+    """Refuse an unknown ``sampler.ranking``, or ``shared_epoch`` with a sampler other than TPE
+    (the only one that ranks trials into good and bad).
+
+    >>> check_ranking({"name": "random", "ranking": "shared_epoch"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    fer_exp.errors.ConfigError: hydra.sweeper.sampler.ranking=shared_epoch is TPE's: ...
+    """
+    ranking = str(sampler.get("ranking", "finished_first"))
+    if ranking not in RANKINGS:
+        raise ConfigError(unknown_name("hydra.sweeper.sampler.ranking", ranking, RANKINGS, "ranking"))
+    name = str(sampler.get("name", "tpe"))
+    if ranking == "shared_epoch" and name != "tpe":
+        raise ConfigError(
+            f"hydra.sweeper.sampler.ranking=shared_epoch is TPE's: the {name} sampler does not rank trials; "
+            "set hydra.sweeper.sampler.name=tpe, or drop the ranking"
+        )
 
 
 def check_monitor(pruner: Mapping[str, Any], names: list[str], directions: list[str]) -> None:

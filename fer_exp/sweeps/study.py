@@ -21,6 +21,7 @@ import optuna
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from fer_exp.sweeps.pruning import make_pruner
+from fer_exp.sweeps.ranking import SharedEpochTPESampler
 from fer_exp.sweeps.settings import objectives, storage_url
 from fer_exp.tracking.redact import redact_text
 from fer_exp.tracking.store import open_client
@@ -58,15 +59,17 @@ def open_storage(url: str, cwd: Path, heartbeat_s: int | None, tracking_uri: str
 
 
 def make_sampler(cfg: Mapping[str, Any], seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler ``cfg`` names (``tpe``, ``random``, ``cmaes``, ``nsga2``); its other keys are
-    the sampler's arguments. ``seed_offset`` keeps workers and reruns from replaying one
+    """The sampler ``cfg`` names (``tpe``, ``random``, ``cmaes``, ``nsga2``); ``ranking:
+    shared_epoch`` makes TPE's :class:`~fer_exp.sweeps.ranking.SharedEpochTPESampler`; its other
+    keys are the sampler's arguments. ``seed_offset`` keeps workers and reruns from replaying one
     another's draws while the whole sweep stays reproducible from ``seed``."""
-    args = {k: v for k, v in cfg.items() if k not in ("name", "seed")}
+    args = {k: v for k, v in cfg.items() if k not in ("name", "seed", "ranking")}
     seed = cfg.get("seed")
     if seed is not None:
         args["seed"] = int(seed) + seed_offset
+    shared_epoch = cfg.get("ranking", "finished_first") == "shared_epoch"
     classes = {
-        "tpe": optuna.samplers.TPESampler,
+        "tpe": SharedEpochTPESampler if shared_epoch else optuna.samplers.TPESampler,
         "random": optuna.samplers.RandomSampler,
         "cmaes": optuna.samplers.CmaEsSampler,
         "nsga2": optuna.samplers.NSGAIISampler,
