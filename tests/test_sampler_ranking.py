@@ -17,7 +17,11 @@ FLIP = "augmentation.horizontal_flip"
 
 def _trial(number, flip, reports, state=TrialState.PRUNED, value=None):
     trial = create_trial(
-        state=state, value=value, params={FLIP: flip, "lr": number / 100}, distributions=SPACE, intermediate_values=reports
+        state=state,
+        value=value,
+        params={FLIP: flip, "lr": number / 100},
+        distributions=SPACE,
+        intermediate_values=reports,
     )
     trial.number = number
     return trial

@@ -13,10 +13,8 @@ ranks by how it did against the later trials at the cuts they shared. In a study
 was pruned, the ranking is the objective's, so TPE samples exactly what it samples with
 ``finished_first``.
 
-It needs one objective (Optuna prunes nothing in a study with two) and the TPE sampler.
-
->>> RANKINGS
-('finished_first', 'shared_epoch')
+It needs one objective (Optuna prunes nothing in a study with two) and the TPE sampler; the
+choices are :data:`fer_exp.sweeps.settings.RANKINGS`, checked there before any trial.
 """
 
 from __future__ import annotations
@@ -28,8 +26,6 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-
-from fer_exp.sweeps.settings import RANKINGS
 
 
 def beats(a: FrozenTrial, b: FrozenTrial, maximize: bool) -> float:
