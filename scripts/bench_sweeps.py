@@ -482,13 +482,22 @@ def render_sampled(records: list[dict]) -> str:
             rows.append(f"| {r.get('seed', '—')} | `{key}` | " + " | ".join([*cells, ", ".join(shown) or "—"]) + " |")
     if not rows:
         return ""
+    if records[0]["size"].get("ranking", SIZE_KEYS["ranking"]) == "shared_epoch":
+        ranking = (
+            " Here TPE ranks each trial against every other at the last epoch both reached"
+            " (`hydra.sweeper.sampler.ranking=shared_epoch`), so finishing first earns a trial nothing"
+        )
+    else:
+        ranking = (
+            " TPE ranks every finished trial above every pruned one, so in a pruned study the few trials that"
+            " finished early (with few rivals at the cuts) decide what it samples next"
+        )
     return "\n".join(
         [
             f"\nWhat TPE sampled after its {TPE_STARTUP} random trials, which the two studies share (same seed):"
             " how many of the later trials took each value of each categorical setting. TPE samples near the"
-            " trials it ranks best, and it ranks every finished trial above every pruned one, so in a pruned"
-            " study the few trials that finished early (with few rivals at the cuts) decide what it samples"
-            ' next (see docs/studies.md, "The first trials and the sampler").\n',
+            f" trials it ranks best.{ranking}"
+            ' (see docs/studies.md, "The first trials and the sampler").\n',
             f"| seed | setting | unpruned study | pruned study | pruned study's first {FIRST_FINISHED} to finish |",
             "|---|---|---|---|---|",
             *rows,

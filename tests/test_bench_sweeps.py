@@ -177,6 +177,20 @@ def test_a_monitor_is_its_own_design_and_named_in_its_table():
     assert "val_f1" not in without  # val_accuracy, as every earlier record was
 
 
+def test_a_ranking_is_its_own_design_and_its_sampled_table_says_how_tpe_ranked():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import render_sweeps
+
+    records = [_record(1, 0.80, 0.79, 0.3), _record(1, 0.80, 0.80, 0.3, ranking="shared_epoch")]
+    for r in records:
+        for key in ("none", "successive_halving"):
+            r["pruning"][key] |= {"sampled_after_startup": {"flip": {"false": 3}}, "finished": []}
+    shared, finished_first = render_sweeps(records).split("\n**")[1:3]
+    assert "TPE ranks trials at their shared epoch (shared_epoch)**" in shared.splitlines()[0]
+    assert "ranking=shared_epoch`), so finishing first earns a trial nothing" in shared
+    assert "shared" not in finished_first and "ranks every finished trial above every pruned one" in finished_first
+
+
 def test_the_page_shows_what_tpe_sampled_after_its_start_and_the_first_finished_trials():
     sys.path.insert(0, str(SCRIPT.parent))
     from bench_sweeps import TPE_STARTUP, finished_trials, render_sweeps
