@@ -103,10 +103,10 @@ class SharedEpochTPESampler(optuna.samplers.TPESampler):
     def _view(self, study: optuna.Study):
         return study if study._is_multi_objective() else _RankedStudy(study)
 
-    def infer_relative_search_space(self, study, trial):  # noqa: D102 (TPESampler's)
-        return super().infer_relative_search_space(self._view(study), trial)
+    # infer_relative_search_space is TPESampler's own: the search space reads the trials'
+    # distributions, which the ranked view leaves as they are, so it needs no ranking
 
-    def sample_relative(self, study, trial, search_space):  # noqa: D102
+    def sample_relative(self, study, trial, search_space):  # noqa: D102 (TPESampler's)
         return super().sample_relative(self._view(study), trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):  # noqa: D102
