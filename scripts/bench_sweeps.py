@@ -222,8 +222,9 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
 
 
 def unpruned_from(path: Path, size: dict) -> dict:
-    """The unpruned study's result from an earlier run's JSON, which must have measured the same
-    study: the same seed and design in every key but :data:`PRUNER_KEYS`, which it never reads."""
+    """The earlier run's JSON whose unpruned study (``["pruning"]["none"]``) this run reuses; it
+    must have measured the same study: the same seed and design in every key but
+    :data:`PRUNER_KEYS`, which it never reads."""
     earlier = json.loads(path.read_text())
     theirs = {**{k: v for k, v in SIZE_KEYS.items()}, **earlier["size"], "seed": earlier["seed"]}
     ours = {k: None if size[k] == "null" else size[k] for k in [*SIZE_KEYS, "seed"]}
@@ -231,7 +232,14 @@ def unpruned_from(path: Path, size: dict) -> dict:
     if differ or earlier.get("quick"):
         what = ", ".join(f"{k} {theirs.get(k)!r} there, {ours[k]!r} here" for k in differ) or "a --quick run"
         sys.exit(f"error: {path} measured another unpruned study ({what}): pass the same seed and design")
-    return earlier["pruning"]["none"]
+    return earlier
+
+
+def reuse_note(earlier: dict) -> str:
+    """What the benchmark page says beside a seed whose unpruned study is ``earlier``'s, with
+    the CPU it ran on when that is not this one (its wall time is then another machine's)."""
+    where = "" if earlier.get("cpu") == cpu() else f", on {earlier.get('cpu')} ({earlier.get('date')})"
+    return f"the unpruned study is the earlier measurement of the same seed (--unpruned-from){where}"
 
 
 def idle(runs, workers: int) -> dict:
@@ -332,8 +340,8 @@ def main() -> None:
     env_cache = os.environ.setdefault("FER_EXP_CACHE", str(root / "cache"))  # synthetic faces made once
     print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.1f}; folders in {root} (cache {env_cache})", flush=True)
 
-    reused = unpruned_from(args.unpruned_from, size) if args.unpruned_from else None
-    studies = {"none": reused or pruning_study(root, "none", size)}
+    earlier = unpruned_from(args.unpruned_from, size) if args.unpruned_from else None
+    studies = {"none": earlier["pruning"]["none"] if earlier else pruning_study(root, "none", size)}
     studies["successive_halving"] = pruning_study(root, "successive_halving", size)
     full, pruned = studies["none"], studies["successive_halving"]
     share = pruned["epochs"] / full["epochs"] if full["epochs"] else None
@@ -362,10 +370,8 @@ def main() -> None:
         "pruning": {**studies, "epochs_share": share, "best_diff_points": round(diff, 2)},
         "idle": idle_result,
     }
-    if reused:  # said on the benchmark page beside the seed's row
-        earlier = json.loads(args.unpruned_from.read_text())
-        where = "" if earlier.get("cpu") == cpu() else f", on {earlier.get('cpu')} ({earlier.get('date')})"
-        result["note"] = f"the unpruned study is the earlier measurement of the same seed (--unpruned-from){where}"
+    if earlier:  # said on the benchmark page beside the seed's row
+        result["note"] = reuse_note(earlier)
     publish(result, args.json, args.record)
 
 

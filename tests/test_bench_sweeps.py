@@ -137,7 +137,7 @@ def test_unpruned_from_reuses_only_the_same_unpruned_study(tmp_path):
     """The pruner's keys may differ (the unpruned study never reads them); the seed or any other
     design key may not, and a --quick run is no measurement: one error line each."""
     sys.path.insert(0, str(SCRIPT.parent))
-    from bench_sweeps import FULL, SIZE_KEYS, unpruned_from
+    from bench_sweeps import FULL, SIZE_KEYS, reuse_note, unpruned_from
 
     size = {**FULL, "seed": 1}
     earlier = _record(1, 0.80, 0.79, 0.3, **{k: size[k] for k in SIZE_KEYS if k not in ("trials", "train_batches")})
@@ -145,7 +145,9 @@ def test_unpruned_from_reuses_only_the_same_unpruned_study(tmp_path):
     path = tmp_path / "earlier.json"
     path.write_text(json.dumps(earlier))
     other_cut = {**size, "warmup": size["warmup"] + 1, "bootstrap_count": 1}
-    assert unpruned_from(path, other_cut) == earlier["pruning"]["none"]
+    assert unpruned_from(path, other_cut)["pruning"]["none"] == earlier["pruning"]["none"]
+    # another CPU is named: the wall times beside the seed then come from two machines
+    assert reuse_note(earlier).endswith("(--unpruned-from), on CPU X, 2 cores (2026-11-27)")
     for changed, message in (
         ({"seed": 2}, "(seed 1 there, 2 here)"),
         ({"n_val": 500}, f"(n_val {size['n_val']} there, 500 here)"),
