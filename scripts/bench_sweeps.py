@@ -35,9 +35,14 @@ The design of (a), each choice made after a record showed the previous one measu
   docs/studies.md, "Where to put the first cut").
 
 ``--epochs``, ``--warmup``, ``--reduction-factor``, ``--bootstrap-count``, ``--n-val``, ``--report``,
-``--schedule`` and ``--mixed-precision`` measure another design; the benchmark page gives each design
-its own table. The unpruned study reads none of the pruner's settings (``--warmup``,
-``--reduction-factor``, ``--bootstrap-count``), so ``--unpruned-from EARLIER.json`` reuses the
+``--schedule``, ``--mixed-precision``, ``--ranking`` and ``--sampler`` measure another design; the
+benchmark page gives each design its own table. ``--sampler random`` measures the pruner alone: a
+sampler that does not learn from the results proposes the same settings in both studies, trial by
+trial (the record's ``same_settings`` says whether they did), while TPE in the pruned study learns
+from the cuts and proposes other trials than in the unpruned one.
+
+The unpruned study reads none of the pruner's settings (``--warmup``, ``--reduction-factor``,
+``--bootstrap-count``, ``--monitor``, ``--ranking``), so ``--unpruned-from EARLIER.json`` reuses the
 unpruned study of an earlier run of the same seed and design and runs only the pruned one.
 ``--mixed-precision bfloat16`` runs the same study in less time on a CPU with AMX or AVX512-BF16
 (``scripts/bench_precision.py`` measures how much less); the trials still compare like with like.
@@ -89,6 +94,7 @@ FULL = {
     "report": "best",
     "monitor": "val_accuracy",
     "ranking": "finished_first",
+    "sampler": "tpe",
     "schedule": "cosine",
     "mixed_precision": "off",
     "train_batches": "null",
@@ -121,6 +127,7 @@ SIZE_KEYS = {
     "bootstrap_count": 0,
     "monitor": "val_accuracy",
     "ranking": "finished_first",
+    "sampler": "tpe",
 }
 DESIGN_FLAGS = {
     "epochs": int,
@@ -133,6 +140,7 @@ DESIGN_FLAGS = {
     "bootstrap_count": int,
     "monitor": str,
     "ranking": str,
+    "sampler": str,
 }
 # the design keys only the pruned study reads: an unpruned study measured with other values of
 # these is the same study (--unpruned-from); its monitor only decides what its trials report,
@@ -191,6 +199,7 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
             "preview_images=0",
             "callbacks.early_stopping.enabled=false",
             f"hydra.sweeper.n_trials={size['trials']}",
+            f"hydra.sweeper.sampler.name={size['sampler']}",
             f"hydra.sweeper.sampler.seed={size['seed']}",
             f"hydra.sweeper.pruner.name={pruner}",
             f"hydra.sweeper.pruner.warmup_epochs={size['warmup']}",
@@ -212,8 +221,9 @@ def pruning_study(root: Path, pruner: str, size: dict) -> dict:
         "wall_s": round(wall, 1),
     }
     trials = trial_records(study, {})
-    # what TPE chose once its random start was over: the unpruned and pruned studies share that start
-    result["sampled_after_startup"] = choices_after_startup(trials, TPE_STARTUP)
+    if size["sampler"] == "tpe":  # what TPE chose once its random start was over: both studies share that start
+        result["sampled_after_startup"] = choices_after_startup(trials, TPE_STARTUP)
+    result["settings"] = [t["params"] for t in trials]  # each trial's, in order: did the two studies train the same?
     result["finished"] = finished_trials(trials)
     if pruner == "none":  # every trial trained to the end: where a cut would have ranked them well
         result["rank_by_epoch"] = rank_by_epoch(trials)
@@ -233,6 +243,15 @@ def unpruned_from(path: Path, size: dict) -> dict:
         what = ", ".join(f"{k} {theirs.get(k)!r} there, {ours[k]!r} here" for k in differ) or "a --quick run"
         sys.exit(f"error: {path} measured another unpruned study ({what}): pass the same seed and design")
     return earlier
+
+
+def same_settings(full: dict, pruned: dict) -> bool | None:
+    """Whether the pruned study trained the unpruned one's settings, trial by trial (None when
+    either study did not record them). A sampler that does not learn from the results (random)
+    proposes the same trials in both, so their difference is then the pruner's alone."""
+    if "settings" not in full or "settings" not in pruned:
+        return None
+    return full["settings"] == pruned["settings"]
 
 
 def reuse_note(earlier: dict) -> str:
@@ -356,6 +375,9 @@ def main() -> None:
         print(f"{name:20s} {s['best_value']:10.4f} {s['epochs']:7d} {s['pruned']:7d} {s['wall_s']:7.0f}s")
     diff = 100 * (pruned["best_value"] - full["best_value"])
     print(f"pruned study: {share:.0%} of the epochs, best value {diff:+.2f} points", flush=True)
+    same = same_settings(full, pruned)
+    if same is not None:
+        print(f"the two studies trained {'the same' if same else 'different'} settings, trial by trial", flush=True)
 
     idle_result = None if args.pruning_only else idle_sweeps(root, size)
     if idle_result is not None:
@@ -367,7 +389,7 @@ def main() -> None:
         "seed": args.seed,
         "size": {k: None if size[k] == "null" else size[k] for k in SIZE_KEYS},
         "quick": args.quick,
-        "pruning": {**studies, "epochs_share": share, "best_diff_points": round(diff, 2)},
+        "pruning": {**studies, "epochs_share": share, "best_diff_points": round(diff, 2), "same_settings": same},
         "idle": idle_result,
     }
     if earlier:  # said on the benchmark page beside the seed's row
@@ -390,11 +412,12 @@ def describe_design(key: tuple) -> str:
     bootstrap = f", bootstrap count {d['bootstrap_count']}" if d["bootstrap_count"] else ""
     monitor = "" if d["monitor"] == "val_accuracy" else f" of {d['monitor']}"
     ranking = "" if d["ranking"] == "finished_first" else f"; TPE ranks trials at their shared epoch ({d['ranking']})"
+    sampler = "" if d["sampler"] == "tpe" else f"; sampler {d['sampler']}"
     return (
         f"{d['trials']} trials × {d['epochs']} {batches}, {d['n_val']} validation faces, schedule={d['schedule']}"
         f"{precision};"
         f" first cut after epoch {d['warmup']}, reduction factor {d['reduction_factor']}{bootstrap},"
-        f" the trials report {reported}{monitor}{ranking}"
+        f" the trials report {reported}{monitor}{ranking}{sampler}"
     )
 
 
@@ -468,6 +491,28 @@ def finished_trials(trials: list[dict]) -> list[dict]:
         for t in trials
         if t["state"] == "COMPLETE"
     ]
+
+
+def render_same_settings(records: list[dict]) -> str:
+    """Which seeds' two studies trained the same settings trial by trial (see :func:`same_settings`);
+    empty when no record says."""
+    said = {r.get("seed"): r["pruning"].get("same_settings") for r in records}
+    same = [str(seed) for seed, s in said.items() if s is True]
+    differ = [str(seed) for seed, s in said.items() if s is False]
+    if not same and not differ:
+        return ""
+    text = ""
+    if same:
+        text += (
+            f"\nSeed{'s' if len(same) > 1 else ''} {', '.join(same)}: the pruned study trained the unpruned"
+            " study's settings, trial by trial, each only up to its cut: the difference is the pruner's alone."
+        )
+    if differ:
+        text += (
+            f"\nSeed{'s' if len(differ) > 1 else ''} {', '.join(differ)}: the two studies trained different"
+            " settings after their first trials (the sampler learned from what each study saw)."
+        )
+    return text
 
 
 def render_sampled(records: list[dict]) -> str:
@@ -556,6 +601,7 @@ def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
         for note, seeds in notes.items():
             parts.append(f"\nSeed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: {note}.")
         ps = [r["pruning"] for r in rs]
+        parts.append(render_same_settings(rs))
         if len(ps) > 1:
             diff, share = medians(ps)
             unpruned = [p["none"]["best_value"] for p in ps]
