@@ -224,3 +224,25 @@ def test_the_page_shows_what_tpe_sampled_after_its_start_and_the_first_finished_
     assert "| 1 | `flip` | false 5, true 0 | false 1, true 4 | #0 true, #1 true |" in page
     assert "| 2 | `flip`" not in page
     assert "What TPE sampled" not in render_sweeps([_record(1, 0.80, 0.79, 0.3)])  # no record has it
+
+
+def test_a_sampler_is_its_own_design_and_the_page_says_whether_both_studies_trained_the_same_settings():
+    """--sampler random measures the pruner alone: the page says, per seed, whether the pruned study
+    trained the unpruned study's settings trial by trial (a sampler that learns from the cuts does not)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import render_sweeps, same_settings
+
+    settings = [{"lr": 0.001, "flip": True}, {"lr": 0.01, "flip": False}]
+    assert same_settings({"settings": settings}, {"settings": [dict(s) for s in settings]}) is True
+    assert same_settings({"settings": settings}, {"settings": settings[::-1]}) is False
+    assert same_settings({}, {"settings": settings}) is None  # a record made before settings were kept
+
+    random_seeds = [_record(seed, 0.80, 0.79, 0.3, sampler="random") for seed in (1, 2, 3)]
+    for r, same in zip(random_seeds, (True, True, False)):
+        r["pruning"]["same_settings"] = same
+    tpe = _record(1, 0.80, 0.79, 0.3)
+    random_table, tpe_table = render_sweeps([tpe, *random_seeds]).split("\n**")[1:3]
+    assert random_table.splitlines()[0].endswith("; sampler random**")
+    assert "Seeds 1, 2: the pruned study trained the unpruned study's settings, trial by trial" in random_table
+    assert "Seed 3: the two studies trained different settings" in random_table
+    assert "sampler" not in tpe_table and "trial by trial" not in tpe_table  # tpe, and no record says
