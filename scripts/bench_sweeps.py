@@ -601,7 +601,7 @@ def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
         for note, seeds in notes.items():
             parts.append(f"\nSeed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: {note}.")
         ps = [r["pruning"] for r in rs]
-        parts.append(render_same_settings(rs))
+        parts += [text for text in [render_same_settings(rs)] if text]
         if len(ps) > 1:
             diff, share = medians(ps)
             unpruned = [p["none"]["best_value"] for p in ps]
