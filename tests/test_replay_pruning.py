@@ -41,14 +41,14 @@ def test_minimize_keeps_the_lowest():
     assert replay(losses, _sh(), "minimize") == {"epochs": 23, "pruned": 1, "best": 0.4}
 
 
-def _study(path: Path, name: str, prune_last: bool = False) -> str:
+def _study(path: Path, name: str, prune_last: bool = False, trials=TRIALS) -> str:
     storage = f"sqlite:///{path}"
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-    for i, (reports, value) in enumerate(TRIALS):
+    for i, (reports, value) in enumerate(trials):
         trial = study.ask()
         for epoch, v in reports.items():
             trial.report(v, epoch)
-        if prune_last and i == len(TRIALS) - 1:
+        if prune_last and i == len(trials) - 1:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             study.tell(trial, value)
@@ -74,6 +74,35 @@ def test_the_cli_prints_a_row_per_setting_and_writes_the_json(tmp_path):
     assert [(r["bootstrap_count"], r["epochs"], r["best_diff_points"]) for r in rows] == [(0, 23, 0.0), (1, 15, None)]
     assert rows[0]["epochs_share"] == pytest.approx(23 / 30)
     assert "no finisher" in done.stdout.splitlines()[3]
+
+
+def test_several_studies_add_the_median_of_each_setting_over_them(tmp_path):
+    """Studies of other seeds: each one's table, then per setting the median share and difference
+    and in how many studies no trial would have finished."""
+    first = _study(tmp_path / "a.db", "aug")
+    # the best trial first: it finishes unopposed and the others stop at the first cut (10 + 3 + 3 epochs)
+    second = _study(tmp_path / "b.db", "aug", trials=[({e: v for e in range(1, 11)}, v) for v in (0.6, 0.5, 0.4)])
+    done = _run(
+        "--storage", first, second, "--warmup", "3", "--bootstrap-count", "0", "1", "--json", "o.json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "o.json").read_text())
+    alone = json.loads(
+        _run("--storage", first, "--warmup", "3", "--bootstrap-count", "0", "1", cwd=tmp_path).stdout.splitlines()[-1]
+    )
+    assert result["studies"][0] == alone  # each study replayed as on its own
+    assert [s["replays"][0]["epochs"] for s in result["studies"]] == [23, 16]
+    assert result["medians"][0] == {
+        "warmup": 3,
+        "reduction_factor": 3,
+        "bootstrap_count": 0,
+        "epochs_share": pytest.approx((23 + 16) / 2 / 30),
+        "best_diff_points": 0.0,
+        "no_finisher": 0,
+    }
+    bootstrap = [s["replays"][1]["best_diff_points"] for s in result["studies"]]
+    assert bootstrap[0] is None and result["medians"][1]["no_finisher"] == bootstrap.count(None)
+    assert f"study aug in {second}: 3 trials" in done.stdout and "median over the 2 studies" in done.stdout
 
 
 @pytest.mark.parametrize(
