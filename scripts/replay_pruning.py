@@ -129,8 +129,9 @@ def replay_study(name: str, direction: str, trials, settings) -> dict:
 
 def medians(studies: Sequence[list[dict]]) -> list[dict]:
     """Per setting, over several studies' replays (the same settings in the same order): the
-    median share of the epochs, the median difference over the studies where a trial finished,
-    and in how many none did."""
+    median share of the epochs, the median difference, and in how many studies no trial would
+    have finished. A setting that finishes no trial in some study has no median difference
+    (None): it lost that study's best altogether."""
     out = []
     for rows in zip(*studies):
         diffs = [r["best_diff_points"] for r in rows if r["best_diff_points"] is not None]
@@ -138,7 +139,7 @@ def medians(studies: Sequence[list[dict]]) -> list[dict]:
             {
                 **{k: rows[0][k] for k in ("warmup", "reduction_factor", "bootstrap_count")},
                 "epochs_share": median(r["epochs_share"] for r in rows),
-                "best_diff_points": round(median(diffs), 2) if diffs else None,
+                "best_diff_points": round(median(diffs), 2) if len(diffs) == len(rows) else None,
                 "no_finisher": len(rows) - len(diffs),
             }
         )

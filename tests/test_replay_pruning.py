@@ -102,6 +102,7 @@ def test_several_studies_add_the_median_of_each_setting_over_them(tmp_path):
     }
     bootstrap = [s["replays"][1]["best_diff_points"] for s in result["studies"]]
     assert bootstrap[0] is None and result["medians"][1]["no_finisher"] == bootstrap.count(None)
+    assert result["medians"][1]["best_diff_points"] is None  # it lost one study's best altogether
     assert f"study aug in {second}: 3 trials" in done.stdout and "median over the 2 studies" in done.stdout
 
 
