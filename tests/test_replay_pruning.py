@@ -82,14 +82,11 @@ def test_several_studies_add_the_median_of_each_setting_over_them(tmp_path):
     first = _study(tmp_path / "a.db", "aug")
     # the best trial first: it finishes unopposed and the others stop at the first cut (10 + 3 + 3 epochs)
     second = _study(tmp_path / "b.db", "aug", trials=[({e: v for e in range(1, 11)}, v) for v in (0.6, 0.5, 0.4)])
-    done = _run(
-        "--storage", first, second, "--warmup", "3", "--bootstrap-count", "0", "1", "--json", "o.json", cwd=tmp_path
-    )
+    settings = ("--warmup", "3", "9", "--bootstrap-count", "0", "1")
+    done = _run("--storage", first, second, *settings, "--json", "o.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "o.json").read_text())
-    alone = json.loads(
-        _run("--storage", first, "--warmup", "3", "--bootstrap-count", "0", "1", cwd=tmp_path).stdout.splitlines()[-1]
-    )
+    alone = json.loads(_run("--storage", first, *settings, cwd=tmp_path).stdout.splitlines()[-1])
     assert result["studies"][0] == alone  # each study replayed as on its own
     assert [s["replays"][0]["epochs"] for s in result["studies"]] == [23, 16]
     assert result["medians"][0] == {
@@ -100,9 +97,12 @@ def test_several_studies_add_the_median_of_each_setting_over_them(tmp_path):
         "best_diff_points": 0.0,
         "no_finisher": 0,
     }
-    bootstrap = [s["replays"][1]["best_diff_points"] for s in result["studies"]]
-    assert bootstrap[0] is None and result["medians"][1]["no_finisher"] == bootstrap.count(None)
-    assert result["medians"][1]["best_diff_points"] is None  # it lost one study's best altogether
+    # one cut after epoch 9 and the first trial there stopped: in the first study the second
+    # trial, its best, beats it and finishes; in the second, the first trial was the best
+    late = [s["replays"][3] for s in result["studies"]]
+    assert [(r["warmup"], r["bootstrap_count"], r["best_diff_points"]) for r in late] == [(9, 1, 0.0), (9, 1, None)]
+    assert result["medians"][3]["no_finisher"] == 1
+    assert result["medians"][3]["best_diff_points"] is None  # it lost one study's best altogether
     assert f"study aug in {second}: 3 trials" in done.stdout and "median over the 2 studies" in done.stdout
 
 
