@@ -28,11 +28,25 @@ The design of (a), each choice made after a record showed the previous one measu
   is 0.2 points and the sampling error of an accuracy near 80 % about 1.8 points, several
   times the 0.5 points the pruned study's best is judged by.
 - The trials report their best accuracy so far (``pruner.report=best``, the default).
-- The first cut is after epoch 4 of 20, not 2 of 12: the benchmark page's ranking table for the
-  12-epoch design (how well each epoch's accuracy ordered the unpruned trials as the end did)
-  shows the order after epoch 2 is close to noise and first holds from epoch 4. With the cut
-  there, 20 epochs keep successive halving's cost near the 40 % the goal allows (see
-  docs/studies.md, "Where to put the first cut").
+- A first cut after epoch 4, not 2: the benchmark page's ranking table for the 12-epoch design
+  (how well each epoch's accuracy ordered the unpruned trials as the end did) shows the order
+  after epoch 2 is close to noise and first holds from epoch 4 (see docs/studies.md, "Where to
+  put the first cut"). Trials of 30 epochs, not 20, keep the cuts' cost within the 40 % the
+  goal allows.
+- The sampler is random (``--sampler random``), not TPE: a sampler that does not learn from
+  the results proposes the same settings in both studies, trial by trial, so the difference
+  between them is the pruner's decisions alone. With TPE the pruned study learns from the
+  values at the cuts and proposes other trials than the unpruned one; the page's TPE tables
+  show what that costs, and docs/studies.md why.
+- The cuts are after epochs 5, 10 and 20 (``--warmup 5 --reduction-factor 2``) and the first
+  trial to reach each cut stops there (``--bootstrap-count 1``). They were chosen with
+  ``scripts/replay_pruning.py`` on seed 1's two unpruned studies (TPE's and random's), where
+  the cut after epoch 4 with r 3 had stopped the random study's best trial; seeds 2 and 3 were
+  measured after the choice. With a random sampler the replay is the pruned study, epoch for
+  epoch, on one CPU.
+
+The page's current design is ``--pruning-only --mixed-precision bfloat16`` with these defaults
+(bfloat16 on a CPU with AMX or AVX512-BF16; without, the same design in float32 is its own table).
 
 ``--epochs``, ``--warmup``, ``--reduction-factor``, ``--bootstrap-count``, ``--n-val``, ``--report``,
 ``--schedule``, ``--mixed-precision``, ``--ranking`` and ``--sampler`` measure another design; the
@@ -86,15 +100,15 @@ from benchmark_study import (  # scripts/ is on the path
 # idle_batches: train batches an epoch in (b)
 FULL = {
     "trials": 24,
-    "epochs": 20,
-    "warmup": 4,
-    "reduction_factor": 3,
-    "bootstrap_count": 0,
+    "epochs": 30,
+    "warmup": 5,
+    "reduction_factor": 2,
+    "bootstrap_count": 1,
     "n_val": 3000,
     "report": "best",
     "monitor": "val_accuracy",
     "ranking": "finished_first",
-    "sampler": "tpe",
+    "sampler": "random",
     "schedule": "cosine",
     "mixed_precision": "off",
     "train_batches": "null",
@@ -107,6 +121,8 @@ QUICK = {
     "trials": 3,
     "epochs": 2,
     "warmup": 1,
+    "reduction_factor": 3,
+    "bootstrap_count": 0,  # with 3 trials, a bootstrap count leaves no trial to finish
     "n_val": 500,
     "train_batches": 1,
     "val_batches": 2,
@@ -450,9 +466,24 @@ def _median_ranks(records: list[dict], key: str) -> tuple[dict[int, float], int]
     return {e: median(rank[e] for rank in ranks if e in rank) for e in epochs}, len(ranks)
 
 
-def render_ranks(records: list[dict], cut: int) -> str:
+def cuts(design: dict) -> list[int]:
+    """The epochs after which successive halving cuts in ``design``: warmup·r^k before the last epoch."""
+    out, cut = [], max(design["warmup"], 1)
+    while cut < design["epochs"]:
+        out.append(cut)
+        cut *= design["reduction_factor"]
+    return out
+
+
+def _listed(numbers: list[int]) -> str:
+    words = [str(n) for n in numbers]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def render_ranks(records: list[dict], cut_epochs: list[int]) -> str:
     """How well each epoch ranked the unpruned study's trials (Spearman with the end, median
-    over the seeds that recorded it), all of them and the better half; empty when none did."""
+    over the seeds that recorded it), all of them and the better half, the cuts' epochs in
+    bold; empty when none did."""
     every, seeds = _median_ranks(records, "rank_by_epoch")
     if not every:
         return ""
@@ -461,7 +492,8 @@ def render_ranks(records: list[dict], cut: int) -> str:
     lines = [
         f"\nHow well each epoch ranked the unpruned study's {records[0]['size']['trials']} trials: Spearman's"
         " correlation of the accuracy after that epoch with the accuracy at the end (1: the same order),"
-        f" median over the {seeds} seed(s) that recorded it. The first cut is after epoch {cut}."
+        f" median over the {seeds} seed(s) that recorded it. The pruner cuts after epoch"
+        f"{'s' if len(cut_epochs) > 1 else ''} {_listed(cut_epochs)}."
         + (
             f" The second row ranks only the better half of the trials (by their end), over the {half_seeds}"
             " seed(s) that recorded it: once a cut has removed the poor trials, that is the order left to find."
@@ -469,7 +501,7 @@ def render_ranks(records: list[dict], cut: int) -> str:
             else ""
         )
         + "\n",
-        "| epoch | " + " | ".join(f"**{e}**" if e == cut else str(e) for e in epochs) + " |",
+        "| epoch | " + " | ".join(f"**{e}**" if e in cut_epochs else str(e) for e in epochs) + " |",
         "|---" * (len(epochs) + 1) + "|",
         "| correlation with the end | " + " | ".join(f"{every[e]:+.2f}" for e in epochs) + " |",
     ]
@@ -612,7 +644,7 @@ def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
                 " seeds: a difference within that span is what another seed changes as well."
             )
         parts.append(verdict(ps))
-        parts.append(render_ranks(rs, dict(zip(SIZE_KEYS, key))["warmup"]))
+        parts.append(render_ranks(rs, cuts(dict(zip(SIZE_KEYS, key)))))
         parts.append(render_sampled(rs))
     parts.append(after_pruning)
     idle = [r for r in full if r.get("idle")]

@@ -37,7 +37,9 @@ def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
     assert pruning["none"]["pruned"] == 0 and pruning["none"]["epochs"] == 3 * 2  # every trial, every epoch
     assert [t["number"] for t in pruning["none"]["finished"]] == [0, 1, 2]
     assert set(pruning["none"]["finished"][0]["params"]) == {"augmentation.horizontal_flip"}  # categorical only
-    assert pruning["none"]["sampled_after_startup"] == {}  # 3 trials: all in TPE's random start
+    assert "sampled_after_startup" not in pruning["none"]  # a random sampler has no start to end
+    # a random sampler proposes the same settings whatever was pruned: the pruner's cost alone
+    assert pruning["same_settings"] is True and len(pruning["none"]["settings"]) == 3
     assert list(pruning["none"]["rank_by_epoch"]) == ["1"]  # epoch 1 against the end (epoch 2)
     assert 3 <= pruning["successive_halving"]["epochs"] <= 3 * 2
     assert pruning["epochs_share"] == pytest.approx(pruning["successive_halving"]["epochs"] / 6)
@@ -111,7 +113,7 @@ def test_the_page_shows_every_seed_in_one_table_per_design_with_its_median_and_t
     assert "**not met** (best -0.60 points: outside the goal; 38% of the epochs: within it)" in newest
     assert "by this one seed: **not met** (best -11.00 points" in early
     assert "\nSeeds 1 (2026-11-27), 2 (2026-11-27): the wall times are too long.\n" in newest  # a note once
-    assert "median over the 2 seed(s) that recorded it. The first cut is after epoch 2." in newest
+    assert "median over the 2 seed(s) that recorded it. The pruner cuts after epochs 2 and 6." in newest
     assert "| epoch | 1 | **2** | 3 |" in newest and "| correlation with the end | -0.30 | +0.20 | +0.50 |" in newest
     assert "| the better half only | +0.10 | -0.20 | — |" in newest  # epoch 3: no seed recorded it
     assert "The second row ranks only the better half of the trials (by their end), over the 1 seed(s)" in newest
@@ -246,3 +248,17 @@ def test_a_sampler_is_its_own_design_and_the_page_says_whether_both_studies_trai
     assert "Seeds 1, 2: the pruned study trained the unpruned study's settings, trial by trial" in random_table
     assert "Seed 3: the two studies trained different settings" in random_table
     assert "sampler" not in tpe_table and "trial by trial" not in tpe_table  # tpe, and no record says
+
+
+def test_the_ranking_table_marks_every_cut():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import cuts, render_ranks
+
+    assert cuts({"warmup": 5, "reduction_factor": 2, "epochs": 30}) == [5, 10, 20]
+    assert cuts({"warmup": 4, "reduction_factor": 3, "epochs": 30}) == [4, 12]
+    assert cuts({"warmup": 0, "reduction_factor": 3, "epochs": 2}) == [1]  # 0 and 1 both cut after epoch 1
+    record = _record(1, 0.80, 0.79, 0.3)
+    record["pruning"]["none"]["rank_by_epoch"] = {str(e): 0.5 for e in range(1, 12)}
+    table = render_ranks([record], [5, 10])
+    assert "The pruner cuts after epochs 5 and 10." in table
+    assert "| epoch | 1 | 2 | 3 | 4 | **5** | 6 | 7 | 8 | 9 | **10** | 11 |" in table
