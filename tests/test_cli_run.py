@@ -26,6 +26,7 @@ EXPECTED_ARTIFACTS = {
     "reports/classification_report.txt",
     "reports/metrics.json",
     "reports/model_summary.txt",
+    "predictions/validation.npz",
     "model/best.keras",
     "logs/fer_exp.log",
 }

@@ -137,3 +137,31 @@ def test_a_batch_larger_than_the_train_split_is_an_error_before_any_run(tmp_path
     cfg = compose(["data=fer2013", f"data.root={root}", f"data.cache_dir={tmp_path / 'c'}", "batch_size=64"])
     with pytest.raises(ConfigError, match=r"batch_size=64 is larger than the train split \(12 images\)"):
         load_data(cfg)
+
+
+def test_val_holdout_sets_aside_the_same_stratified_images_in_every_run(tmp_path):
+    from fer_exp.config import compose
+    from fer_exp.data.sources import load_splits
+
+    root = _make_layout(tmp_path, {"train": {"a": 4, "b": 4}, "validation": {"a": 20, "b": 10}})
+    base = ["data=fer2013", f"data.root={root}", f"data.cache_dir={tmp_path / 'c'}", "batch_size=2"]
+    whole = load_splits(compose(base).data)
+    first = load_splits(compose([*base, "data.val_holdout=0.5", "seed=1"]).data)
+    other = load_splits(compose([*base, "data.val_holdout=0.5", "seed=2"]).data)
+    assert first.test.counts() == {"a": 10, "b": 5} and first.val.counts() == {"a": 10, "b": 5}
+    assert first.test.paths == other.test.paths  # whatever the run's seed
+    assert sorted(first.val.paths + first.test.paths) == sorted(whole.val.paths)  # nothing lost, nothing twice
+    assert len(first.val_in_train) == len(first.val)
+    with pytest.raises(DataError, match=r"data.val_holdout=0.02 leaves no held-out images"):
+        load_splits(compose([*base, "data.val_holdout=0.02"]).data)
+
+
+def test_val_holdout_is_refused_where_the_data_has_a_test_split(tmp_path):
+    from fer_exp.config import compose
+    from fer_exp.data.sources import load_splits
+
+    root = _make_layout(tmp_path, {"train": {"a": 4, "b": 4}, "validation": {"a": 2, "b": 2}, "test": {"a": 2, "b": 2}})
+    base = ["data=fer2013", f"data.root={root}", "data.test_dir=test", f"data.cache_dir={tmp_path / 'c'}"]
+    load_splits(compose(base).data)
+    with pytest.raises(DataError, match=r"the data has a test split already \(4 images\).*set data.val_holdout=0"):
+        load_splits(compose([*base, "data.val_holdout=0.5"]).data)

@@ -35,7 +35,13 @@ SHORT = [f"epochs={EPOCHS}", "limit_train_batches=3", "limit_val_batches=2", "pr
 # Metrics of every epoch that the checkpoint holds too (so a back-fill can deliver them).
 PER_EPOCH = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 FINAL = ("best_val_accuracy", "val_macro_f1", "best_epoch", "epochs_run", "train_time_s")
-ARTIFACTS = ("model/best.keras", "plots/confusion_matrix.png", "reports/metrics.json", "config/config.yaml")
+ARTIFACTS = (
+    "model/best.keras",
+    "plots/confusion_matrix.png",
+    "reports/metrics.json",
+    "predictions/validation.npz",
+    "config/config.yaml",
+)
 JOURNAL = "mlflow_journal.jsonl"
 
 

@@ -4,6 +4,7 @@ before any trial, and (slow) persistent studies run by asynchronous workers."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from types import SimpleNamespace
 
@@ -13,7 +14,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from fer_exp.errors import ConfigError
 from fer_exp.sweeps.space import parse_space
-from tests.conftest import mlflow_runs, run_cli
+from tests.conftest import artifact_paths, mlflow_runs, run_cli
 
 
 @pytest.mark.parametrize(
@@ -226,7 +227,7 @@ def test_the_studys_pruner_settings_reach_the_trials_callback(tmp_path, report, 
         sweep_trial.current().metrics = {"best_val_accuracy": 0.6}
         return SimpleNamespace(status=JobStatus.COMPLETED)
 
-    monkeypatch.setattr(worker, "_run_job", job)
+    monkeypatch.setattr(worker, "launch_job", job)
     pruner = {"name": "none", "monitor": "val_acc", **({"report": report} if report else {})}
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
@@ -346,3 +347,61 @@ def test_a_killed_sweep_loses_only_its_trial_in_flight_and_a_rerun_finishes_the_
         ("2", "FINISHED", "COMPLETE"),
         ("3", "FINISHED", "COMPLETE"),
     ]
+
+
+@pytest.mark.parametrize(
+    "confirm, message",
+    [
+        ({"top_k": -1, "seeds": 3}, "hydra.sweeper.confirm.top_k=-1 must be a whole number of at least 0"),
+        ({"top_k": 2, "seeds": 0}, "hydra.sweeper.confirm.seeds=0 must be a whole number of at least 1"),
+        ({"top_k": 2, "seed": 3}, "hydra.sweeper.confirm.seed is not a setting: confirm takes top_k and seeds"),
+    ],
+)
+def test_bad_confirmation_settings_are_one_message(confirm, message, tmp_path):
+    from fer_exp.sweeps.settings import check_settings
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_settings({**GOOD, "confirm": confirm}, "best_val_accuracy", tmp_path)
+    two = {**GOOD, "confirm": {"top_k": 1, "seeds": 2}, "objectives": ["best_val_accuracy", "train_time_s"]}
+    with pytest.raises(ConfigError, match="a Pareto front has no one best to confirm"):
+        check_settings({**two, "directions": ["maximize", "minimize"]}, "best_val_accuracy", tmp_path)
+
+
+@pytest.mark.slow
+def test_a_study_confirms_its_best_trials_under_new_seeds_once(tmp_path):
+    confirm = ["hydra.sweeper.n_trials=3", "hydra.sweeper.confirm.top_k=2", "hydra.sweeper.confirm.seeds=2"]
+    proc = run_cli([*STUDY, *confirm], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [state for _, state in _trials(tmp_path)] == ["COMPLETE"] * 3  # confirmations are no trials
+    client, runs = mlflow_runs(tmp_path / "mlflow.db", "hparams_search")
+    confirmations = [r for r in runs if "fer_exp.confirm_of_trial" in r.data.tags]
+    (parent,) = [r for r in runs if r.data.tags.get("fer_exp.sweep_role") == "parent"]
+    trials_runs = {r.data.tags["fer_exp.trial_number"]: r for r in runs if "fer_exp.trial_number" in r.data.tags}
+    top = sorted(trials_runs, key=lambda n: -trials_runs[n].data.metrics["best_val_accuracy"])[:2]
+    assert sorted((r.data.tags["fer_exp.confirm_of_trial"], r.data.params["seed"]) for r in confirmations) == sorted(
+        (n, s) for n in top for s in ("43", "44")
+    )
+    for r in confirmations:  # the trial's settings, a new seed, under the study's parent, never pruned
+        trial = trials_runs[r.data.tags["fer_exp.confirm_of_trial"]]
+        assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id and r.info.status == "FINISHED"
+        assert r.data.params["optimizer.learning_rate"] == trial.data.params["optimizer.learning_rate"]
+        assert r.info.run_name.startswith(f"confirm #{trial.data.tags['fer_exp.trial_number']} seed=")
+        assert "fer_exp.best_trial" not in r.data.tags
+    parent = client.get_run(parent.info.run_id)
+    assert parent.data.tags["fer_exp.confirmed_best_trial"] in top
+    low, mean, high = (parent.data.metrics[f"confirmed_best_val_accuracy{s}"] for s in ("_ci_low", "", "_ci_high"))
+    assert low <= mean <= high
+    assert "comparison/confirmation.csv" in artifact_paths(client, parent.info.run_id)
+    assert "confirmation of the study's best trials under new seeds" in proc.stdout
+    again = run_cli([*STUDY, *confirm], tmp_path)  # nothing left: no trial, no confirmation trained again
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (
+        len(
+            [
+                r
+                for r in mlflow_runs(tmp_path / "mlflow.db", "hparams_search")[1]
+                if "fer_exp.confirm_of_trial" in r.data.tags
+            ]
+        )
+        == 4
+    )

@@ -209,13 +209,13 @@ def test_a_run_killed_in_its_upload_uploads_what_is_missing_and_finishes(tmp_pat
     store.metrics = [(k, v, s) for s in (1, 2, 3) for k, v in (("loss", 1 / s), ("val_accuracy", 0.1 * s))]
     store.metrics += [("best_val_accuracy", 0.5, 0)]
     result = run(compose([f"resume={folder.root}"]), JobInfo(tmp_path / "unused"))
-    assert store.artifacts == ["model"] and store.status == "FINISHED"
+    assert store.artifacts == ["predictions", "model"] and store.status == "FINISHED"
     assert store.steps("best_val_accuracy") == [0] and store.steps("loss") == [1, 2, 3]
     assert (result.best_val_accuracy, result.epochs_run) == (0.5, 3)
     assert json.loads((folder.root / "stage.json").read_text())["stage"] == "finished"
     with pytest.raises(UserError, match=r"is finished \(MLflow status FINISHED\): nothing to resume"):
         run(compose([f"resume={folder.root}"]), JobInfo(tmp_path / "unused"))
-    assert store.artifacts == ["model"] and store.status == "FINISHED"
+    assert store.artifacts == ["predictions", "model"] and store.status == "FINISHED"
 
 
 def test_the_last_epochs_checkpoint_says_training_ended(tmp_path):
@@ -273,7 +273,7 @@ def test_early_stopped_run_killed_in_its_evaluation_resumes_without_training(tmp
     with pytest.raises(KeyboardInterrupt):
         run(compose([f"resume={run_id}"]), JobInfo(tmp_path / "unused"))
     assert "model/best.keras" not in artifact_paths(client, run_id)
-    assert "plots/confusion_matrix.png" in artifact_paths(client, run_id)
+    assert {"plots/confusion_matrix.png", "predictions/validation.npz"} <= set(artifact_paths(client, run_id))
 
     monkeypatch.setattr(tracker_module.Tracker, "log_artifact", real_upload)
     result = run(compose([f"resume={tmp_path / 'out'}"]), JobInfo(tmp_path / "unused"))

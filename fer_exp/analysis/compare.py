@@ -1,39 +1,39 @@
-"""Compare runs: which setting helped? A table (CSV + Markdown) and a picture.
+"""Compare runs: which setting helped, and how sure is that? Tables (CSV + Markdown) and a picture.
 
-The command is ``python -m fer_exp.compare`` (:mod:`fer_exp.cli.compare`). One row per run: the
-params that differ between the runs, the chosen metric, best validation accuracy, validation
-macro-F1, F1 of the rarest class, epochs run, training and wall time. The CSV keeps the raw
-numbers; the Markdown table formats each column alike (scores with 4 decimals, epochs as
-whole numbers, times in one unit per column). The PNG holds a bar chart of the metric per
-setting, drawn from zero, and every run's validation-accuracy curve. For a sweep, the files
-are also logged to its MLflow parent run."""
+The command is ``python -m fer_exp.compare`` (:mod:`fer_exp.cli.compare`). ``comparison.csv``
+has one row per run: the params that differ between the runs, the chosen metric, best
+validation accuracy, validation macro-F1, F1 of the rarest class, epochs run, training and wall
+time; the Markdown table formats each column alike. The runs grouped by setting over seeds
+(:mod:`fer_exp.analysis.groups`) give ``groups.csv`` (each setting's mean with its interval)
+and ``differences.csv`` (each setting against the baseline: difference, interval, probability
+of improvement, verdict). The PNG (:mod:`fer_exp.analysis.comparison_plots`) is a forest plot of
+both and the learning curves with a band over seeds. For a sweep, the files are also logged to
+its MLflow parent run."""
 
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fer_exp.analysis.plots import integer_epochs, new_figure, save
-from fer_exp.analysis.table import markdown_table, run_label, shared_overrides
+from fer_exp.analysis.comparison_plots import comparison_png
+from fer_exp.analysis.group_report import parent_metrics, summary, write_grouped
+from fer_exp.analysis.groups import Grouped, grouped_comparison
+from fer_exp.analysis.table import markdown_table
 from fer_exp.errors import UserError
 from fer_exp.tracking.redact import redact_text
 from fer_exp.tracking.store import child_runs
-from fer_exp.training.monitors import monitor_mode
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-# The picture's title for the per-epoch metrics users draw most.
-CURVE_TITLES = {"val_accuracy": "validation accuracy", "val_f1": "validation macro-F1", "val_loss": "validation loss"}
 # Params that describe the environment or bookkeeping rather than a setting under comparison.
+COMPARISON_ROLE = "comparison"  # the run python -m fer_exp.compare makes for runs outside one sweep
 _IGNORED = ("env.", "data.resolved_root", "run_name", "resume", "tracking_uri", "data.cache_dir")
 
 
 @dataclass
 class Report:
-    """What :func:`compare_runs` made: the table, the files it wrote and the best run.
+    """What :func:`compare_runs` made: the tables, the files it wrote and the best run.
 
     Attributes:
         rows: one dict per run, best first by the chosen metric.
@@ -41,6 +41,8 @@ class Report:
         markdown: the table as Markdown, as ``comparison.md`` holds it.
         files: the CSV, Markdown and PNG files written.
         best: ``(run_id, metric value)`` of the best run, or None when no run has the metric.
+        grouped: the runs grouped by setting over seeds, compared with the baseline.
+        summary: the grouped comparison in words (:func:`fer_exp.analysis.groups.summary`).
     """
 
     rows: list[dict[str, Any]]
@@ -48,6 +50,8 @@ class Report:
     markdown: str
     files: list[Path] = field(default_factory=list)
     best: tuple[str, float] | None = None
+    grouped: Grouped | None = None
+    summary: str = ""
 
 
 def differing_params(runs) -> list[str]:
@@ -71,21 +75,33 @@ def rarest_class(runs) -> str | None:
     return min(counts, key=counts.get) if counts else None
 
 
-def compare_runs(client, runs, metric: str, out_dir: Path, curves: str = "val_accuracy") -> Report:
-    """Write the comparison of ``runs``: ``comparison.csv``, ``comparison.md`` and ``comparison.png``.
+def compare_runs(
+    client,
+    runs,
+    metric: str,
+    out_dir: Path,
+    curves: str = "val_accuracy",
+    baseline: str | None = None,
+    by: str | None = None,
+) -> Report:
+    """Write the comparison of ``runs``: ``comparison.csv`` and ``.md`` (one row per run),
+    ``groups.csv`` and ``differences.csv`` (per setting, over seeds) and ``comparison.png``.
 
     Args:
-        client: an ``MlflowClient``; the picture reads every run's ``curves`` history from it.
+        client: an ``MlflowClient``; the predictions and every run's ``curves`` history are read from it.
         runs: the MLflow runs to compare, as :func:`select_runs` returns them.
-        metric: the metric that ranks the runs, highest first; runs without it come last.
-        out_dir: the folder for the three files, created if missing.
-        curves: the per-epoch metric the picture draws for every run (``val_accuracy``,
-            ``val_f1``: macro-F1, ``val_loss``).
+        metric: the metric that ranks the runs, highest first, and that the settings are compared by.
+        out_dir: the folder for the files, created if missing.
+        curves: the per-epoch metric the picture draws (``val_accuracy``, ``val_f1``: macro-F1, ``val_loss``).
+        baseline: the setting the others are compared with (:func:`fer_exp.analysis.groups.pick_baseline`).
+        by: group by this one param instead of every differing one but the seed.
 
     Returns:
-        The table, the files written and the best run by ``metric``.
+        The tables, the files written and the best run by ``metric``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    grouped = grouped_comparison(client, runs, metric, baseline, by)
+    setting = {rid: label for label, ids in grouped.settings.items() for rid in ids}
     params = differing_params(runs)
     rare = rarest_class(runs)
     rows = []
@@ -95,14 +111,17 @@ def compare_runs(client, runs, metric: str, out_dir: Path, curves: str = "val_ac
         row = {
             "run": r.info.run_name,
             "job": r.data.tags.get("hydra.job_num", ""),
-            "overrides": r.data.tags.get("overrides", ""),
+            "setting": setting.get(r.info.run_id, ""),
+            "seed": r.data.params.get("seed", ""),
             "status": r.info.status,
         }
-        row.update({p: r.data.params.get(p, "") for p in params})
+        row.update({p: r.data.params.get(p, "") for p in params if p != "seed"})
         row.update(
             {
                 metric: m.get(metric),
                 "best_val_accuracy": m.get("best_val_accuracy"),
+                "ci_low": m.get("best_val_accuracy_ci_low"),
+                "ci_high": m.get("best_val_accuracy_ci_high"),
                 "val_macro_f1": m.get("val_macro_f1"),
                 f"f1_{rare}": m.get(f"val_f1.{rare}") if rare else None,
                 "epochs": m.get("epochs_run"),
@@ -120,66 +139,81 @@ def compare_runs(client, runs, metric: str, out_dir: Path, curves: str = "val_ac
         writer.writerows(rows)
     markdown = markdown_table(rows, columns)
     (out_dir / "comparison.md").write_text(markdown)
-    png = _plot(client, rows, params, metric, out_dir / "comparison.png", curves)
+    files = [out_dir / "comparison.csv", out_dir / "comparison.md", *write_grouped(grouped, out_dir)]
+    histories = {
+        label: [sorted((m.step, m.value) for m in client.get_metric_history(rid, curves)) for rid in ids]
+        for label, ids in grouped.settings.items()
+    }
+    title = f"{len(runs)} runs, {len(grouped.settings)} settings"
+    files.append(
+        comparison_png(
+            grouped.groups_for_plot(),
+            grouped.differences_for_plot(),
+            histories,
+            metric,
+            out_dir / "comparison.png",
+            curves,
+            grouped.baseline,
+            title,
+        )
+    )
     scored = [row for row in rows if row[metric] is not None]
     best = (scored[0]["run_id"], float(scored[0][metric])) if scored else None
-    return Report(rows, columns, markdown, [out_dir / "comparison.csv", out_dir / "comparison.md", png], best)
+    return Report(rows, columns, markdown, files, best, grouped, summary(grouped))
 
 
-def comparison_figure(
-    rows, histories: dict[str, list[tuple[int, float]]], params, metric: str, curves: str = "val_accuracy"
-) -> Figure:
-    """The comparison picture: a bar of ``metric`` per run (best first; grey: not finished;
-    the axis starts at zero, so bar lengths compare honestly) and every run's ``curves`` per epoch.
-
-    Args:
-        rows: the table's rows, as :func:`compare_runs` makes them (best first).
-        histories: run id -> ``(epoch, value of curves)`` pairs.
-        params: the differing params, to label runs without overrides.
-        metric: the metric of the bars.
-        curves: the per-epoch metric of the lines.
-    """
-    fig = new_figure(figsize=(15, max(4.5, 0.45 * len(rows) + 2)), layout="constrained")
-    bars, lines = fig.subplots(1, 2)
-    shared = shared_overrides(rows)
-    labels = [run_label(row, params, shared) for row in rows][::-1]
-    values = [row[metric] for row in rows][::-1]
-    colors = ["tab:blue" if row["status"] == "FINISHED" else "tab:gray" for row in rows][::-1]
-    bars.barh(range(len(values)), [v or 0.0 for v in values], color=colors)
-    bars.set_yticks(range(len(values)), labels, fontsize=8)
-    for y, v in enumerate(values):
-        bars.text(v or 0.0, y, f" {v:.3f}" if v is not None else " no value", va="center", fontsize=8)
-    bars.set_xlabel(metric)
-    bars.set_xlim(0, max([v for v in values if v is not None] + [0]) * 1.12 or 1)  # from zero: lengths compare
-    bars.set_title(f"{metric} per setting")
-    for row in rows:
-        history = histories.get(row["run_id"], [])
-        if history:
-            steps, values = zip(*history)
-            lines.plot(steps, values, marker="o", ms=2.5, label=run_label(row, params, shared))
-    integer_epochs(lines)
-    lines.set_ylabel(curves)
-    lines.set_title(f"{CURVE_TITLES.get(curves, curves)} ({len(rows)} runs)")
-    lines.grid(alpha=0.3)
-    if lines.lines:
-        lines.legend(fontsize=7, loc="lower right" if monitor_mode(curves) == "max" else "upper right")
-    return fig
+def _get_run(client, run_id: str):
+    try:
+        return client.get_run(run_id)
+    except Exception as exc:
+        why = redact_text(str(exc)).splitlines()[0][:200]
+        raise UserError(f"run {run_id} is not in the store at {redact_text(client.tracking_uri)}: {why}") from None
 
 
-def _plot(client, rows, params, metric, path: Path, curves: str) -> Path:
-    histories = {
-        row["run_id"]: sorted((m.step, m.value) for m in client.get_metric_history(row["run_id"], curves))
-        for row in rows
-    }
-    return save(comparison_figure(rows, histories, params, metric, curves), path)
+def comparison_run(client, runs) -> str:
+    """A run that holds a comparison of runs outside one sweep (an experiment, run ids), in the
+    first run's experiment, tagged ``fer_exp.sweep_role=comparison`` (never compared itself)."""
+    experiment_id = runs[0].info.experiment_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"comparison of {len(runs)} runs",
+        tags={
+            "fer_exp.sweep_role": COMPARISON_ROLE,
+            "fer_exp.compared_runs": " ".join(r.info.run_id for r in runs)[:5000],
+        },
+    )
+    return run.info.run_id
+
+
+def record_comparison(client, parent: str, grouped: Grouped) -> None:
+    """The grouped comparison on the MLflow runs: the parent gets each setting's mean, interval,
+    difference and P(better) as metrics and its verdict as a tag (the UI sorts and filters by
+    them); every compared run gets its setting as the tag ``fer_exp.setting`` (the UI groups by it)."""
+    from mlflow.entities import Metric, RunTag
+
+    metrics, tags = parent_metrics(grouped)
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    tags = [RunTag(k, str(v)) for k, v in tags.items()]
+    for i in range(0, max(len(metrics), len(tags)), 100):  # within MLflow's batch limits
+        client.log_batch(parent, metrics=metrics[i : i + 100], tags=tags[i : i + 100])
+    for label, ids in grouped.settings.items():
+        for run_id in ids:
+            client.set_tag(run_id, "fer_exp.setting", label)
 
 
 def select_runs(
-    client, experiment: str | None = None, sweep: str | None = None, study: str | None = None
+    client,
+    experiment: str | None = None,
+    sweep: str | None = None,
+    study: str | None = None,
+    run_ids: list[str] | None = None,
 ) -> tuple[list, str | None]:
     """The runs to compare and the sweep parent they belong to (None for a whole experiment):
-    the children of ``sweep``; else the trials of the Optuna ``study`` (its latest parent run);
-    else every training run of ``experiment``; else the latest sweep."""
+    the runs ``run_ids``; else the children of ``sweep``; else the trials of the Optuna ``study``
+    (its latest parent run); else every training run of ``experiment``; else the latest sweep."""
+    if run_ids:
+        return [_get_run(client, run_id) for run_id in run_ids], None
     experiments = [client.get_experiment_by_name(experiment)] if experiment else client.search_experiments()
     experiments = [e for e in experiments if e is not None]
     if not experiments:
@@ -204,7 +238,9 @@ def select_runs(
         runs = child_runs(client, parent)
     else:
         runs = [
-            r for r in client.search_runs(ids, max_results=10000) if r.data.tags.get("fer_exp.sweep_role") != "parent"
+            r
+            for r in client.search_runs(ids, max_results=10000)
+            if r.data.tags.get("fer_exp.sweep_role") not in ("parent", COMPARISON_ROLE)
         ]
     if not runs:
         raise UserError("no runs to compare")

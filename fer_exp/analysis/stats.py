@@ -18,6 +18,10 @@ so that a bootstrap of ``k`` seeds keeps the seed variance's unbiased size). The
 estimate plus or minus Student's ``t`` (Welch's degrees of freedom from the seed counts) times the
 bootstrap's standard error: with three seeds a percentile interval is too narrow (the
 calibration benchmark, ``python -m benchmarks.comparison``, measures both).
+
+This module is longer than 300 lines: the per-run intervals, the comparison and its small
+helpers (Holm, the probability of improvement, seeds needed) share one bootstrap and are read
+together.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from fer_exp.sweeps import trial as trials
 from fer_exp.sweeps.settings import TARGET as OPTUNA_SWEEPER
 from fer_exp.sweeps.settings import check_settings
 from fer_exp.sweeps.space import parse_space
-from fer_exp.sweeps.study import STUDY_TAG, TRIAL_TAG
+from fer_exp.sweeps.study import CONFIRM_TAG, STUDY_TAG, TRIAL_TAG
 from fer_exp.tracking.redact import redact_log_records, redact_streams, redact_text, secret_keys
 from fer_exp.training.setup import quiet_tensorflow
 
@@ -237,7 +237,9 @@ def job_info(cfg: DictConfig, hc: DictConfig) -> JobInfo:
     if sweep:  # nest under the sweep's parent run (see fer_exp.runs.sweep)
         extra_tags = {"mlflow.parentRunId": sweep["parent_run_id"], "fer_exp.sweep_id": sweep["parent_run_id"]}
     active = trials.current()
-    if active is not None:  # found again by these when its worker dies (fer_exp.sweeps.study)
+    if active is not None and active.confirming:  # a confirmation run: not one of the study's trials
+        extra_tags.update({STUDY_TAG: active.study_name, CONFIRM_TAG: str(active.number)})
+    elif active is not None:  # found again by these when its worker dies (fer_exp.sweeps.study)
         extra_tags.update({STUDY_TAG: active.study_name, TRIAL_TAG: str(active.number)})
     return JobInfo(
         output_dir=output_dir,

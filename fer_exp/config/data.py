@@ -70,6 +70,13 @@ class _ImageData(StrictModel):
         "leak-free validation set. The numbers dropped are logged (`data.dropped.*`).",
     )
 
+    val_holdout: Fraction = Field(
+        0.0,
+        description="A stratified share of the validation images set aside as the test split (the same images in "
+        "every run): the best epoch is chosen on the rest and the held-out part scores it once at the end "
+        "(`test_accuracy`), free of the choice's flattery. 0 = off; refused when the data has a test split.",
+    )
+
     @field_validator("class_mode")
     @classmethod
     def _trainable(cls, v):

@@ -96,6 +96,22 @@ class ThreadsConfig(StrictModel):
     )
 
 
+class CompareConfig(StrictModel):
+    """How a sweep's parent run compares its jobs when the sweep ends (``python -m fer_exp.compare``
+    takes the same choices as ``--baseline`` and ``--by``)."""
+
+    baseline: str | None = Field(
+        None,
+        description="The setting every other is compared with: a label (`augmentation=none`) or a value "
+        "one setting alone holds (`none`); null = the swept keys' first values (job 0's setting).",
+    )
+    by: str | None = Field(
+        None,
+        description="Group the jobs by this one param (e.g. `augmentation`, `optimizer.learning_rate`); null = by "
+        "every param that differs between the jobs but the seed.",
+    )
+
+
 TTA_MAX_SHIFT = 8  # pixels: test-time views are small moves of the face (a sixth of a 48-px image)
 
 
@@ -109,6 +125,7 @@ class RunConfig(StrictModel):
     schedule: ScheduleConfig = Field(description="How the learning rate changes over training.")
     callbacks: CallbacksConfig = Field(CallbacksConfig(), description="Checkpoint and early-stopping settings.")
     threads: ThreadsConfig = Field(ThreadsConfig(), description="TensorFlow's thread pools.")
+    compare: CompareConfig = Field(CompareConfig(), description="How a sweep compares its jobs over seeds.")
 
     batch_size: Annotated[int, Field(ge=1, le=65536, description="Images per training and evaluation batch.")] = 64
     epochs: Annotated[

@@ -60,6 +60,8 @@ def load_splits(data: DataConfig) -> Splits:
     splits.directory_layout = data.source in ("directory", "synthetic") and not data.validation_split
     _decode(splits, data)
     _find_duplicates(splits, data.dedupe)
+    if data.val_holdout:
+        hold_out(splits, data.val_holdout)
     for name, table in splits.items():
         if len(table) == 0:
             raise DataError(f"the {name} split is empty after filtering ({splits.dropped})")
@@ -131,6 +133,35 @@ def _convert(images: np.ndarray, data) -> np.ndarray:
         arr = np.asarray(pil)
         out[i] = arr[..., None] if arr.ndim == 2 else arr
     return out
+
+
+HOLDOUT_SEED = 20131  # one fixed draw: every run, whatever its seed, holds out the same images
+
+
+def hold_out(splits: Splits, fraction: float) -> None:
+    """Move a stratified ``fraction`` of the validation images into the test split (``data.val_holdout``):
+    the same images for every run, each class split alike, the order of both parts kept."""
+    if splits.test is not None:
+        raise DataError(
+            f"data.val_holdout={fraction} but the data has a test split already ({len(splits.test)} images): "
+            "it scores the chosen checkpoint as it is; set data.val_holdout=0"
+        )
+    rng = np.random.default_rng(HOLDOUT_SEED)
+    held = np.zeros(len(splits.val), dtype=bool)
+    for k in range(len(splits.class_names)):
+        members = np.flatnonzero(splits.val.labels == k)
+        held[rng.choice(members, size=int(round(fraction * len(members))), replace=False)] = True
+    if held.all() or not held.any():
+        raise DataError(
+            f"data.val_holdout={fraction} leaves {'no validation' if held.all() else 'no held-out'} images "
+            f"of {len(splits.val)}: choose a fraction between them"
+        )
+    splits.test = splits.val.subset(held)
+    splits.val = splits.val.subset(~held)
+    if splits.val_in_train is not None:
+        splits.val_in_train = splits.val_in_train[~held]
+    splits.directory_layout = False  # the validation folder is no longer one split
+    log.info("data.val_holdout=%s: %d validation images held out as the test split", fraction, int(held.sum()))
 
 
 # --------------------------------------------------------------------------- duplicates

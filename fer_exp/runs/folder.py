@@ -3,9 +3,9 @@ the one record of how far the run got (:class:`Stage`), which resume reads.
 
 Layout: ``run.json`` (MLflow run id, tracking URI, resolved config), ``checkpoints/`` (with
 ``state.json``, the commit point of each epoch, and ``input_spec.json``), ``plots/``, ``reports/``,
-``model/`` (the best checkpoint as an MLflow Model, :mod:`fer_exp.serving`), ``stage.json`` (the
-stages reached after training, and the artifacts uploaded), the job's log, and while MLflow is
-away ``mlflow_journal.jsonl``.
+``predictions/`` (``validation.npz``), ``model/`` (the best checkpoint as an MLflow Model,
+:mod:`fer_exp.serving`), ``stage.json`` (the stages reached after training, and the artifacts
+uploaded), the job's log, and while MLflow is away ``mlflow_journal.jsonl``.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ class RunFolder:
         """Text and JSON reports, logged under ``reports/``."""
         return self._sub("reports")
 
+    @property
+    def predictions(self) -> Path:
+        """The best checkpoint's validation predictions (:mod:`fer_exp.analysis.predictions`),
+        logged under ``predictions/``."""
+        return self._sub("predictions")
+
     def _sub(self, name: str) -> Path:
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)
@@ -123,7 +129,12 @@ class RunFolder:
 
     def results(self) -> dict[str, Path]:
         """The artifacts a run uploads when it has been evaluated, by their MLflow folder."""
-        return {"plots": self.plots, "reports": self.reports, "model": self.checkpoints / "best.keras"}
+        return {
+            "plots": self.plots,
+            "reports": self.reports,
+            "predictions": self.predictions,
+            "model": self.checkpoints / "best.keras",
+        }
 
     def uploaded(self) -> set[str]:
         """The names of :meth:`results` already sent to MLflow (or journaled for it)."""

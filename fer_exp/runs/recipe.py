@@ -82,6 +82,7 @@ def _train_and_score(ctx: RunContext) -> dict[str, float]:
     if start.fresh:
         steps.log_config(ctx)
         steps.log_audit(ctx)
+        steps.log_datasets(ctx)
     setup.setup_tensorflow(cfg)  # seeds, threads, precision: before TensorFlow runs any op
     weights = steps.class_weights(ctx)
     inputs = steps.build_inputs(cfg, ctx.splits, start.epochs_done, weights)

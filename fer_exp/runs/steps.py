@@ -1,5 +1,9 @@
 """The steps of a run's recipe (:mod:`fer_exp.runs.recipe`), one function each, all reading
-the frozen :class:`~fer_exp.runs.context.RunContext`."""
+the frozen :class:`~fer_exp.runs.context.RunContext`.
+
+This module is longer than 300 lines: it holds every step, in the order the recipe runs them,
+so that a step is found in one place.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from pathlib import Path
 from fer_exp import __version__, faults
 from fer_exp.analysis.evaluate import Evaluation, evaluate, leak_free, predict
 from fer_exp.analysis.plots import confusion_matrix_png, image_grid_png, learning_curves_png
+from fer_exp.analysis.predictions import PREDICTIONS_FILE, dataset_input, evaluated_fingerprint, save_predictions
+from fer_exp.analysis.stats import run_intervals
 from fer_exp.config import RunConfig
 from fer_exp.data.audit import audit, audit_metrics
 from fer_exp.data.class_weights import balanced_class_weights, by_name
@@ -116,6 +122,17 @@ def log_audit(ctx: RunContext) -> None:
     )
 
 
+def log_datasets(ctx: RunContext) -> None:
+    """The train and validation splits as MLflow dataset inputs (the UI's Datasets column), named
+    ``<data>/train`` and ``<data>/validation``: runs whose digests are equal saw the same
+    images with the same labels, so their scores compare."""
+    root, source = ctx.splits.root, ctx.cfg.data.source
+    label = source if source == "synthetic" or root is None else (root.stem if root.is_file() else root.name)
+    where = str(root.resolve()) if root is not None else source
+    splits = (("train", ctx.splits.train), ("validation", ctx.splits.val))
+    ctx.tracker.log_inputs([dataset_input(table, f"{label}/{name}", where, name) for name, table in splits])
+
+
 def class_weights(ctx: RunContext) -> dict[int, float] | None:
     """Balanced class weights from the train labels (``class_weight=balanced``), else None."""
     if ctx.cfg.class_weight != "balanced":
@@ -172,14 +189,20 @@ def final_metrics(
     faults.point("final_evaluation")
     cfg, folder = ctx.cfg, ctx.folder
     n_batches = inputs.val_steps(cfg.limit_val_batches)
-    extra: dict[str, float] = {}
+    n_classes, extra = len(inputs.class_names), {}
+    y_tta = t_true = t_prob = None
     if cfg.tta:
         y_true, y_prob, y_tta = predict(model, inputs.val, n_batches, tta=True, tta_shift=cfg.tta_shift)
         tta = evaluate(y_true, y_tta, inputs.class_names)
         extra.update({"val_accuracy_tta": tta.accuracy, "val_macro_f1_tta": tta.macro_f1})
+        tta_names = {"best_val_accuracy": "val_accuracy_tta", "val_macro_f1": "val_macro_f1_tta"}
+        for key, value in run_intervals(y_true, tta.y_pred, n_classes).items():  # ..._ci_low, ..._ci_high
+            name, bound = key.rsplit("_ci_", 1)
+            extra[f"{tta_names[name]}_ci_{bound}"] = value
     else:
         y_true, y_prob = predict(model, inputs.val, n_batches)
     ev = evaluate(y_true, y_prob, inputs.class_names)
+    extra.update(run_intervals(y_true, ev.y_pred, n_classes))  # 95 % over resampled validation images
     extra.update(leak_free(y_true, ev.y_pred, ctx.splits.val_in_train))
     if inputs.test is not None:
         t_true, t_prob = predict(model, inputs.test, inputs.test_steps(cfg.limit_val_batches))
@@ -201,6 +224,11 @@ def final_metrics(
         "train_time_s": train_time,
         **extra,
     }
+    # which images the predictions are of, in their order: flow_from_directory lists its own files
+    fp = evaluated_fingerprint(ctx.splits.val, y_true, getattr(inputs.val, "filepaths", None))
+    save_predictions(
+        folder.predictions / PREDICTIONS_FILE, y_true, y_prob, inputs.class_names, fp, y_tta, t_true, t_prob
+    )
     (folder.reports / "classification_report.txt").write_text(ev.report_text)
     (folder.reports / FINAL_METRICS).write_text(json.dumps(final, indent=2))
     title = f"{cfg.model.name} — val accuracy {ev.accuracy:.3f}, macro-F1 {ev.macro_f1:.3f}"
@@ -218,9 +246,9 @@ def log_final_metrics(ctx: RunContext, final: dict[str, float]) -> None:
 
 
 def upload_results(ctx: RunContext) -> None:
-    """The plots, the reports and the best model (as an MLflow Model, :mod:`fer_exp.serving`),
-    to MLflow: each one the run folder does not record as uploaded yet (a resumed run sends
-    only what its interrupted upload missed)."""
+    """The plots, the reports, the validation predictions and the best model (as an MLflow
+    Model, :mod:`fer_exp.serving`), to MLflow: each one the run folder does not record as
+    uploaded yet (a resumed run sends only what its interrupted upload missed)."""
     from fer_exp.serving.logged import log_best_model
 
     done = ctx.folder.uploaded()

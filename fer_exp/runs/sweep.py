@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from fer_exp.analysis.compare import compare_runs
+from fer_exp.analysis.compare import compare_runs, record_comparison
 from fer_exp.analysis.study_plots import study_plots
+from fer_exp.runs.confirmed import record_confirmation
 from fer_exp.runs.context import redacted_overrides
 from fer_exp.sweeps import settings as sweeper_settings
 from fer_exp.sweeps.pruning import describe as describe_pruner
@@ -88,6 +90,7 @@ class MlflowSweepCallback(Callback):
             "sweep_dir": str(sweep_dir.resolve()),
             "started": time.time(),
             "metric": metric,
+            "compare": {k: OmegaConf.select(config, f"compare.{k}") for k in ("baseline", "by")},
         }
         if study is not None:  # the storage URL stays in this process: it may hold a password
             info["study"] = {k: v for k, v in study.items() if k != "storage_url"}
@@ -122,6 +125,7 @@ def finalize(info: dict[str, Any]) -> int:
     returns the number of jobs that did not finish."""
     parent = info["parent_run_id"]
     client = open_client(info["tracking_uri"])
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per job's predictions
     children = child_runs(client, parent)
     study = info.get("study")
     # a study's parent also holds the trials of its earlier runs: this sweep answers for its own
@@ -139,13 +143,19 @@ def finalize(info: dict[str, Any]) -> int:
         )
     if children:
         try:
-            report = compare_runs(client, children, info["metric"], Path(info["sweep_dir"]) / "comparison")
+            choices = info.get("compare") or {}
+            out = Path(info["sweep_dir"]) / "comparison"
+            report = compare_runs(
+                client, children, info["metric"], out, baseline=choices.get("baseline"), by=choices.get("by")
+            )
             log_files(client, parent, report.files, "comparison")
+            record_comparison(client, parent, report.grouped)
             best = report.best
             if best is not None and not study:  # a study's best is the study's (below): pruned runs cannot be
                 client.log_metric(parent, best_metric_name(info["metric"]), best[1])
                 client.set_tag(parent, "fer_exp.best_run_id", best[0])
             print(report.markdown, flush=True)
+            print(f"\n{report.summary}", flush=True)
         except Exception:  # a report problem must not hide the sweep's status
             log.exception("could not build the sweep comparison")
     if children and study:
@@ -237,7 +247,8 @@ def _study_parents(client, experiment_id: str, study: dict[str, Any]) -> list:
 
 def finish_study(client, parent: str, study: dict[str, Any], children: list, out_dir: Path) -> list[Path]:
     """The study's result on its parent run and trials' runs (best value and params, the best
-    trial tagged), and its pictures written to ``out_dir``; returns the pictures."""
+    trial tagged, the confirmed best when the sweeper trained confirmation runs), and its
+    pictures written to ``out_dir``; returns the files written."""
     import optuna
 
     from fer_exp.sweeps.study import open_storage, results
@@ -255,6 +266,7 @@ def finish_study(client, parent: str, study: dict[str, Any], children: list, out
     else:
         best = {str(t["number"]) for t in summary.get("best_trials", [])}
         client.set_tag(parent, "fer_exp.pareto_trials", ", ".join(sorted(best, key=int)))
+    confirmed = record_confirmation(client, parent, study, children, summary.get("best_trial"), out_dir)
     for run in children:
         if run.data.tags.get(TRIAL_TAG) in best and run.data.tags.get(STUDY_TAG) == study["name"]:
             client.set_tag(run.info.run_id, "fer_exp.best_trial", "true")
@@ -262,4 +274,4 @@ def finish_study(client, parent: str, study: dict[str, Any], children: list, out
                 client.set_tag(parent, "fer_exp.best_run_id", run.info.run_id)
         elif run.data.tags.get("fer_exp.best_trial") == "true":  # the best of an earlier run of the study
             client.set_tag(run.info.run_id, "fer_exp.best_trial", "false")
-    return study_plots(loaded, names, out_dir, study["monitor"])
+    return [*study_plots(loaded, names, out_dir, study["monitor"]), *confirmed]

@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from omegaconf import DictConfig, OmegaConf
 
+from fer_exp.sweeps.confirm import confirm_best
 from fer_exp.sweeps.settings import check_settings, objectives, storage_url
 from fer_exp.sweeps.space import parse_space
 from fer_exp.sweeps.study import counted, open_storage, open_study, results
@@ -59,6 +60,7 @@ def sweep(hydra_context, task_function, config: DictConfig, arguments: list[str]
         tracking_uri=tracking_uri,
     )
     run_workers(launch)
+    confirm_best(launch, open_study(settings, metric, storage))
     names, _ = objectives(settings, metric)
     out = results(open_study(settings, metric, storage), names)
     OmegaConf.save(OmegaConf.create(out), sweep_dir / "optimization_results.yaml")

@@ -49,6 +49,8 @@ class OptunaSweeperConf:
     # ranking: how TPE ranks pruned against finished trials (RANKINGS; fer_exp.sweeps.ranking)
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": None, "ranking": "finished_first"})
     pruner: dict[str, Any] = field(default_factory=default_settings)  # every pruner's keys
+    # when the study ends, train the top_k trials' settings again under `seeds` new seeds each
+    confirm: dict[str, Any] = field(default_factory=lambda: {"top_k": 0, "seeds": 3})
     heartbeat_s: int = 60  # a worker silent for 2 x this long has its trial marked FAIL
     params: dict[str, str] | None = None
 
@@ -105,9 +107,27 @@ def check_settings(settings: Mapping[str, Any], optimized_metric: str, cwd: Path
                 "each one worker of the study; give at least 1 (e.g. hydra.sweeper.n_jobs=8)"
             )
         raise ConfigError(f"hydra.sweeper.{key}={settings.get(key)} must be at least 1")
+    check_confirm(settings.get("confirm") or {}, objectives(settings, optimized_metric)[0])
     if cluster:
         check_launcher(cluster, settings, cwd)
     check_storage(str(settings.get("storage")), cwd or Path.cwd())
+
+
+def check_confirm(confirm: Mapping[str, Any], names: list[str]) -> None:
+    """Refuse confirmation settings that cannot work: ``top_k`` below 0, ``seeds`` below 1, an
+    unknown key, or a confirmation of a study with several objectives (no one best to confirm)."""
+    unknown = sorted(set(confirm) - {"top_k", "seeds"})
+    if unknown:
+        raise ConfigError(f"hydra.sweeper.confirm.{unknown[0]} is not a setting: confirm takes top_k and seeds")
+    for key, least in (("top_k", 0), ("seeds", 1)):
+        value = confirm.get(key, least)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"hydra.sweeper.confirm.{key}={value!r} must be a whole number of at least {least}")
+    if confirm.get("top_k") and len(names) > 1:
+        raise ConfigError(
+            f"hydra.sweeper.confirm.top_k={confirm['top_k']} with {len(names)} objectives: a Pareto front has no one "
+            "best to confirm; set hydra.sweeper.confirm.top_k=0"
+        )
 
 
 def check_ranking(sampler: Mapping[str, Any]) -> None:

@@ -29,6 +29,7 @@ from fer_exp.tracking.store import open_client
 log = logging.getLogger("fer_exp.sweeps")
 
 STUDY_TAG, TRIAL_TAG, STATE_TAG = "fer_exp.study", "fer_exp.trial_number", "fer_exp.trial_state"
+CONFIRM_TAG = "fer_exp.confirm_of_trial"  # a run that trains a trial's settings again under a new seed
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
 
 

@@ -46,6 +46,7 @@ class ActiveTrial:
         metrics: the job's final metrics (``reports/metrics.json``), once it has ended.
         pruned_epoch: the epoch after which the pruner stopped the trial, None if it was not.
         tracking_uri: where the job's run lives (the worker tags its final state there).
+        confirm_seed: set for a confirmation run of the trial's settings under a new seed.
     """
 
     trial: Any
@@ -58,6 +59,12 @@ class ActiveTrial:
     metrics: dict[str, float] = field(default_factory=dict)
     pruned_epoch: int | None = None
     tracking_uri: str | None = None
+    confirm_seed: int | None = None  # a confirmation run of this trial's settings under this seed
+
+    @property
+    def confirming(self) -> bool:
+        """Whether this is a confirmation run (:mod:`fer_exp.sweeps.confirm`): no pruner, no study result."""
+        return self.confirm_seed is not None
 
     def mark_pruned(self, epoch: int) -> None:
         """Record that the pruner stopped this trial after ``epoch`` (1-based)."""
@@ -69,7 +76,7 @@ class ActiveTrial:
         >>> ActiveTrial(None, 3, {"optimizer.learning_rate": 0.001234, "augmentation.horizontal_flip": True}).run_name()
         '#3 lr=0.0012 flip=true'
         """
-        parts = [f"#{self.number}"]
+        parts = [f"confirm #{self.number} seed={self.confirm_seed}" if self.confirming else f"#{self.number}"]
         for key, value in self.params.items():
             leaf = key.rsplit(".", 1)[-1]
             if isinstance(value, bool):

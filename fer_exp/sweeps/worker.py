@@ -167,7 +167,7 @@ def run_trial(launch: Launch, study: optuna.Study, storage, trial: optuna.Trial)
     log.info("trial #%d: %s", trial.number, " ".join(overrides))
     try:
         with _Heartbeat(storage, study, trial), trials.active(active):
-            ret = _run_job(launch, overrides, trial.number)
+            ret = launch_job(launch, overrides, trial.number)
         if active.pruned:
             state = State.PRUNED
         elif ret.status == JobStatus.COMPLETED:
@@ -188,7 +188,9 @@ def run_trial(launch: Launch, study: optuna.Study, storage, trial: optuna.Trial)
     return state
 
 
-def _run_job(launch: Launch, overrides: list[str], number: int):
+def launch_job(launch: Launch, overrides: list[str], number: int):
+    """Run one Hydra job of the sweep in this process: ``overrides`` on the sweep's config, job
+    number ``number`` (its folder under the sweep folder); returns Hydra's ``JobReturn``."""
     hydra_context = launch.hydra_context
     sweep_config = hydra_context.config_loader.load_sweep_config(launch.config, overrides)
     with open_dict(sweep_config):

@@ -10,6 +10,9 @@ order, as soon as the server answers again (tried at most every ``RETRY_SECONDS`
 of the run, or by ``python -m fer_exp.sync <run dir>``; new calls queue behind journaled ones.
 Which metric steps a run already has is decided in one place, the store, as each call of
 :meth:`Tracker.log_metrics_once` is delivered: after everything journaled before it.
+
+This module is longer than 300 lines on purpose: every logging call and its delivery (direct or
+through the journal) belong to the one class, so a new call cannot bypass the journal.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class Tracker:
 
     Args:
         client: an ``MlflowClient`` (or anything with its ``log_batch``, ``log_artifact(s)``,
-            ``set_terminated``, ``update_run``, ``get_run`` and ``get_metric_history``).
+            ``log_inputs``, ``set_terminated``, ``update_run``, ``get_run`` and ``get_metric_history``).
         run_id: the MLflow run every call goes to.
         uri: the tracking URI, for messages (redacted when printed).
         journal_dir: where undeliverable calls are kept (the run's output folder); without
@@ -166,6 +169,13 @@ class Tracker:
         target.write_text(text)
         self.log_artifact(target, str(Path(artifact_file).parent) if "/" in artifact_file else None)
 
+    def log_inputs(self, datasets: list[dict[str, str]]) -> None:
+        """Log datasets as the run's inputs (MLflow's Datasets column: runs with equal digests saw
+        the same data). Each is a plain dict, journaled as it is while the store is away: ``name``,
+        ``digest``, ``source_type``, ``source``, optional ``schema`` and ``profile`` (JSON
+        strings), and ``context`` (``train``, ``validation``: the ``mlflow.data.context`` tag)."""
+        self._send("log_inputs", datasets=[dict(d) for d in datasets])
+
     def end(self, status: str) -> None:
         """Set the run's final status; what could not be delivered stays for ``fer_exp.sync``."""
         self._send("set_terminated", status=status)
@@ -233,7 +243,7 @@ class Tracker:
                 time.sleep(min(2.0, 0.05 * 2**attempt))
 
     def _call_once(self, op: str, kwargs: dict[str, Any]) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
         if op == "log_batch_once":  # MLflow's log_batch of nothing is no call
             op, kwargs = "log_batch", {"metrics": self._missing(kwargs["metrics"])}
@@ -248,6 +258,15 @@ class Tracker:
             self._client.set_terminated(self.run_id, status=kwargs["status"])
         elif op == "set_status":
             self._client.update_run(self.run_id, status=kwargs["status"])
+        elif op == "log_inputs":
+            inputs = [
+                DatasetInput(
+                    Dataset(**{k: v for k, v in d.items() if k != "context"}),
+                    tags=[InputTag(key="mlflow.data.context", value=d["context"])] if d.get("context") else [],
+                )
+                for d in kwargs["datasets"]
+            ]
+            self._client.log_inputs(self.run_id, datasets=inputs)
         else:  # log_artifact / log_artifacts
             getattr(self._client, op)(self.run_id, kwargs["local_path"], kwargs.get("artifact_path"))
 

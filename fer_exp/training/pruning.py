@@ -83,6 +83,6 @@ class OptunaPruning(keras.callbacks.Callback):
 
 def pruning_callbacks(active: ActiveTrial | None, tracker=None) -> list[keras.callbacks.Callback]:
     """The pruning callback when ``active`` is a prunable Optuna trial, else none."""
-    if active is None or not can_prune(active):
+    if active is None or active.confirming or not can_prune(active):
         return []
     return [OptunaPruning(active, tracker)]
