@@ -115,7 +115,7 @@ def pick_baseline(runs, settings: dict[str, str], baseline: str | None) -> str:
     that exactly one setting holds), else the first job's setting (the swept keys' first
     values), else the oldest run's."""
     labels = list(dict.fromkeys(settings.values()))
-    if baseline is None:
+    if baseline is None or len(labels) == 1:  # one setting: it is its own baseline, nothing to compare
         return settings[min(runs, key=_job_order).info.run_id]
     matches = [g for g in labels if g == baseline] or [
         g for g in labels if baseline in g.split() or baseline in {t.split("=", 1)[-1] for t in g.split()}

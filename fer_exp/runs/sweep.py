@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_exp.analysis.compare import compare_runs, record_comparison
 from fer_exp.analysis.study_plots import study_plots
+from fer_exp.errors import UserError
 from fer_exp.runs.confirmed import record_confirmation
 from fer_exp.runs.context import redacted_overrides
 from fer_exp.sweeps import settings as sweeper_settings
@@ -156,6 +157,8 @@ def finalize(info: dict[str, Any]) -> int:
                 client.set_tag(parent, "fer_exp.best_run_id", best[0])
             print(report.markdown, flush=True)
             print(f"\n{report.summary}", flush=True)
+        except UserError as exc:  # a choice of the user's (compare.baseline=...): one line
+            print(f"no sweep comparison: {exc}", flush=True)
         except Exception:  # a report problem must not hide the sweep's status
             log.exception("could not build the sweep comparison")
     if children and study:
