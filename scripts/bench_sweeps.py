@@ -55,6 +55,12 @@ sampler that does not learn from the results proposes the same settings in both 
 trial (the record's ``same_settings`` says whether they did), while TPE in the pruned study learns
 from the cuts and proposes other trials than in the unpruned one.
 
+``--chosen-on SEED ...`` records which seeds' measurements chose the design (for the current one,
+seed 1: its unpruned study was replayed to pick the cuts); pass it with every record of that
+design. The page then marks each seed's row "chose the design" or "held out" and gives the
+median and the goal's verdict over the held-out seeds alone, the only ones that test the
+design rather than fit it. A design none of whose records says has no such column.
+
 The unpruned study reads none of the pruner's settings (``--warmup``, ``--reduction-factor``,
 ``--bootstrap-count``, ``--monitor``, ``--ranking``), so ``--unpruned-from EARLIER.json`` reuses the
 unpruned study of an earlier run of the same seed and design and runs only the pruned one.
@@ -339,7 +345,8 @@ def print_idle(idle_result: dict) -> None:
         print(f"{label:30s} {r['idle_share']:10.1%} {r['busy_s']:7.0f}s {r['wall_s']:7.0f}s")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small version (a test runs it)")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON object here")
@@ -361,9 +368,21 @@ def main() -> None:
         help="reuse the unpruned study of an earlier run's --json (same seed and design but the pruner's keys)",
     )
     parser.add_argument(
+        "--chosen-on",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="the seeds whose measurements chose this design (the page marks the others held out)",
+    )
+    parser.add_argument(
         "--record", nargs="?", type=Path, const=RECORD, default=None, help=f"add the result to a record ({RECORD.name})"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     size = {**(QUICK if args.quick else FULL), "seed": args.seed}
     size.update({k: getattr(args, k) for k in DESIGN_FLAGS if getattr(args, k) is not None})
     import optuna
@@ -403,6 +422,7 @@ def main() -> None:
         "cpu": cpu(),
         "date": time.strftime("%Y-%m-%d"),
         "seed": args.seed,
+        **({"chosen_on": sorted(set(args.chosen_on))} if args.chosen_on else {}),  # see chosen_on()
         "size": {k: None if size[k] == "null" else size[k] for k in SIZE_KEYS},
         "quick": args.quick,
         "pruning": {**studies, "epochs_share": share, "best_diff_points": round(diff, 2), "same_settings": same},
@@ -442,19 +462,93 @@ def medians(ps: list[dict]) -> tuple[float, float]:
     return median(p["best_diff_points"] for p in ps), median(p["epochs_share"] for p in ps)
 
 
-def verdict(ps: list[dict]) -> str:
-    """Whether the pruned studies (their median over seeds) meet the goal: the best within
-    GOAL_POINTS of the unpruned best with at most GOAL_SHARE of the epochs."""
+def _goal(ps: list[dict]) -> str:
+    """Whether ``ps`` (their median) meet the goal, and by how much each half of it holds."""
     diff, share = medians(ps)
     close, cheap = diff >= -GOAL_POINTS, share <= GOAL_SHARE
     what = "met" if close and cheap else "not met"
-    seeds = "the median over the seeds" if len(ps) > 1 else "this one seed"
     return (
-        f"\nGoal (the pruned study's best within {GOAL_POINTS} points of the unpruned one, with at most"
-        f" {GOAL_SHARE:.0%} of the epochs), by {seeds}: **{what}** (best {diff:+.2f} points:"
-        f" {'within' if close else 'outside'} the goal; {share:.0%} of the epochs:"
-        f" {'within' if cheap else 'above'} it)."
+        f"**{what}** (best {diff:+.2f} points: {'within' if close else 'outside'} the goal;"
+        f" {share:.0%} of the epochs: {'within' if cheap else 'above'} it)"
     )
+
+
+def verdict(ps: list[dict], held_out: list[dict] | None = None) -> str:
+    """Whether the pruned studies (their median over seeds) meet the goal: the best within
+    GOAL_POINTS of the unpruned best with at most GOAL_SHARE of the epochs. ``held_out``: the
+    records of the seeds measured after the design was chosen (None when no record says which
+    seeds chose it): the line then says whether the goal holds on them alone."""
+    seeds = "the median over the seeds" if len(ps) > 1 else "this one seed"
+    line = (
+        f"\nGoal (the pruned study's best within {GOAL_POINTS} points of the unpruned one, with at most"
+        f" {GOAL_SHARE:.0%} of the epochs), by {seeds}: {_goal(ps)}."
+    )
+    if held_out is None:
+        return line
+    if not held_out:
+        return line + " No seed here was held out: the goal is judged only on the seeds that chose the design."
+    seeds_held = _listed([r.get("seed", "—") for r in held_out])
+    alone = (
+        f"the held-out seed {seeds_held} alone"
+        if len(held_out) == 1
+        else f"the held-out seeds {seeds_held} alone (their median)"
+    )
+    return line + f" On {alone}: {_goal([r['pruning'] for r in held_out])}."
+
+
+def chosen_on(records: list[dict]) -> set | None:
+    """The seeds whose measurements chose the design of ``records`` (one design's): every record's
+    ``chosen_on`` (``--chosen-on``) together; None when none of them says."""
+    said = [r["chosen_on"] for r in records if r.get("chosen_on") is not None]
+    return set().union(*said) if said else None
+
+
+def role(record: dict, chosen: set | None) -> str | None:
+    """A seed's part in its design: it "chose the design" or was "held out" (measured after the
+    choice); None when the design's records do not say."""
+    if chosen is None:
+        return None
+    return "chose the design" if record.get("seed") in chosen else "held out"
+
+
+def finished_count(study: dict, n_trials: int) -> int:
+    """How many of a study's trials trained to the end: its recorded finished trials; in a record
+    made before those were kept, ``n_trials`` less the pruned (a failed trial does not count toward
+    ``n_trials`` and the sweep runs another, so a sweep that ended ran that many unfailed trials)."""
+    if "finished" in study:
+        return len(study["finished"])
+    return min(study["trials"], n_trials) - study["pruned"]
+
+
+def render_chosen(records: list[dict], chosen: set | None) -> str:
+    """Which seeds chose the design (see :func:`chosen_on`) and which were held out; empty when
+    no record says."""
+    if chosen is None:
+        return ""
+    seeds = [r.get("seed") for r in records]
+    held = [seed for seed in seeds if seed not in chosen]
+    chose = sorted(seed for seed in chosen if seed in seeds)
+    elsewhere = sorted(seed for seed in chosen if seed not in seeds)
+    said = []
+    if chose:
+        said.append(
+            f"Seed{'s' if len(chose) > 1 else ''} {_listed(chose)} chose this design: it was picked on"
+            f" {'their' if len(chose) > 1 else 'its'} measurement (`--chosen-on`)."
+        )
+    if elsewhere:
+        said.append(
+            f"This design was chosen on seed{'s' if len(elsewhere) > 1 else ''} {_listed(elsewhere)},"
+            " measured under another design (`--chosen-on`)."
+        )
+    if held:
+        said.append(
+            f"Seed{'s' if len(held) > 1 else ''} {_listed(held)} {'were' if len(held) > 1 else 'was'} measured"
+            f" after the choice, held out: {'they test' if len(held) > 1 else 'it tests'} the design rather than"
+            " fit it."
+        )
+    else:
+        said.append("No seed was held out yet: these figures are the ones the design was fitted to.")
+    return "\n" + " ".join(said)
 
 
 def _median_ranks(records: list[dict], key: str) -> tuple[dict[int, float], int]:
@@ -475,7 +569,7 @@ def cuts(design: dict) -> list[int]:
     return out
 
 
-def _listed(numbers: list[int]) -> str:
+def _listed(numbers: list) -> str:
     words = [str(n) for n in numbers]
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
@@ -523,6 +617,20 @@ def finished_trials(trials: list[dict]) -> list[dict]:
         for t in trials
         if t["state"] == "COMPLETE"
     ]
+
+
+def render_held_out(held_out: list[dict]) -> str:
+    """The held-out seeds' (their records') median difference and share of the epochs, with each
+    seed's value."""
+    ps = [r["pruning"] for r in held_out]
+    diff, share = medians(ps)
+    diffs = ", ".join(f"{p['best_diff_points']:+.2f}" for p in ps)
+    shares = ", ".join(f"{p['epochs_share']:.0%}" for p in ps)
+    seeds = f"seed{'s' if len(held_out) > 1 else ''} {_listed([r.get('seed', '—') for r in held_out])}"
+    return (
+        f"\nOver the held-out {seeds} alone: median difference {diff:+.2f} points ({diffs}), median share"
+        f" of the epochs {share:.0%} ({shares})."
+    )
 
 
 def render_same_settings(records: list[dict]) -> str:
@@ -612,20 +720,27 @@ def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
         designs.setdefault(design(r), []).append(r)
     for key, rs in reversed(designs.items()):
         rs = sorted(rs, key=lambda r: r.get("seed") or 0)
+        n_trials = dict(zip(SIZE_KEYS, key))["trials"]
+        chosen = chosen_on(rs)
+        role_column = " role |" if chosen is not None else ""
         parts += [
             f"\n**{describe_design(key)}**\n",
-            "| date | CPU | seed | best, no pruning | best, pruned | difference (points) | epochs | wall, no pruning"
-            " | wall, pruned |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| date | CPU | seed |{role_column} best, no pruning | best, pruned | difference (points) | epochs"
+            " | finished, no pruning | finished, pruned | wall, no pruning | wall, pruned |",
+            "|---" * (11 + bool(role_column)) + "|",
         ]
         for r in rs:
             p = r["pruning"]
+            seed_role = f" {role(r, chosen)} |" if chosen is not None else ""
             parts.append(
-                f"| {r.get('date', '—')} | {r['cpu']} | {r.get('seed', '—')} | {100 * p['none']['best_value']:.2f} %"
-                f" | {100 * p['successive_halving']['best_value']:.2f} % | {p['best_diff_points']:+.2f}"
-                f" | {p['epochs_share']:.0%} | {p['none']['wall_s']:.0f} s"
-                f" | {p['successive_halving']['wall_s']:.0f} s |"
+                f"| {r.get('date', '—')} | {r['cpu']} | {r.get('seed', '—')} |{seed_role}"
+                f" {100 * p['none']['best_value']:.2f} % | {100 * p['successive_halving']['best_value']:.2f} %"
+                f" | {p['best_diff_points']:+.2f} | {p['epochs_share']:.0%}"
+                f" | {finished_count(p['none'], n_trials)} of {n_trials}"
+                f" | {finished_count(p['successive_halving'], n_trials)} of {n_trials}"
+                f" | {p['none']['wall_s']:.0f} s | {p['successive_halving']['wall_s']:.0f} s |"
             )
+        parts += [text for text in [render_chosen(rs, chosen)] if text]
         notes: dict[str, list[str]] = {}  # what the records say about their own measurement, once per note
         for r in rs:
             if r.get("note"):
@@ -633,6 +748,7 @@ def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
         for note, seeds in notes.items():
             parts.append(f"\nSeed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: {note}.")
         ps = [r["pruning"] for r in rs]
+        held_out = None if chosen is None else [r for r in rs if r.get("seed") not in chosen]
         parts += [text for text in [render_same_settings(rs)] if text]
         if len(ps) > 1:
             diff, share = medians(ps)
@@ -643,7 +759,9 @@ def render_sweeps(records: list[dict], after_pruning: str = "") -> str:
                 f" studies' best values alone span {100 * min(unpruned):.2f}–{100 * max(unpruned):.2f} % over these"
                 " seeds: a difference within that span is what another seed changes as well."
             )
-        parts.append(verdict(ps))
+            if held_out:
+                parts.append(render_held_out(held_out))
+        parts.append(verdict(ps, held_out))
         parts.append(render_ranks(rs, cuts(dict(zip(SIZE_KEYS, key)))))
         parts.append(render_sampled(rs))
     parts.append(after_pruning)

@@ -27,6 +27,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's benchmarks package
 from bench_sweeps import RECORD as SWEEPS_RECORD
 from bench_sweeps import render_sweeps
 from benchmark_study import RECORD as STUDY_RECORD
@@ -34,6 +35,9 @@ from benchmark_study import render_study
 from confirm_best import RECORD as CONFIRM_RECORD
 from confirm_best import render_confirm
 
+from benchmarks.seed_comparisons import RECORD as SEEDS_RECORD  # noqa: E402
+from benchmarks.seed_comparisons import render as render_seed_comparisons  # noqa: E402
+from benchmarks.seed_comparisons import render_calibration  # noqa: E402
 from fer_exp.augment.tta import tta_label
 
 REPO = Path(__file__).resolve().parents[1]
@@ -378,6 +382,24 @@ def _signed_pp(v):
     return f"{100 * v:+.2f}"
 
 
+VALIDATION_IMAGES = 7066  # the shared split's validation folder, every recorded run evaluated all of it
+
+
+def faces_interval(accuracy: float | None, n: int) -> str:
+    """The 95 % interval of one run's accuracy over the validation faces alone (Clopper-Pearson,
+    scipy's): what another sample of faces would change, not another seed.
+
+    >>> faces_interval(0.6, 7066)
+    '58.85–61.15 %'
+    """
+    if accuracy is None:
+        return ""
+    from scipy.stats import binomtest
+
+    ci = binomtest(round(accuracy * n), n).proportion_ci(0.95)
+    return f"{100 * ci.low:.2f}–{100 * ci.high:.2f} %"
+
+
 def ablation_rows(records: list[dict]) -> list[dict]:
     """Add what each augmentation costs and gains: seconds per epoch, and accuracy relative to
     `none` and to `light` (the preset every light_<family> extends), in percentage points."""
@@ -387,6 +409,7 @@ def ablation_rows(records: list[dict]) -> list[dict]:
         row = dict(rec)
         if rec.get("epochs") and rec.get("train_time_s"):
             row["s_per_epoch"] = rec["train_time_s"] / rec["epochs"]
+        row["faces_interval"] = faces_interval(rec.get("best_val_accuracy"), VALIDATION_IMAGES)
         for ref in ("none", "light"):
             base = latest.get(ref, {}).get("best_val_accuracy")
             if base is not None and rec.get("best_val_accuracy") is not None:
@@ -401,6 +424,7 @@ ABLATION_COLUMNS = [
     ("epochs in budget", "epochs", COLUMN["epochs"][2]),
     ("s / epoch", "s_per_epoch", _num(0)),
     COLUMN["best_val_accuracy"],
+    ("95 % interval, faces only", "faces_interval", str),
     ("vs none (pp)", "delta_none", _signed_pp),
     ("vs light (pp)", "delta_light", _signed_pp),
     *(
@@ -488,7 +512,12 @@ def reproduce_list(records: list[dict], label, rank, everything: list[dict]) -> 
 
 
 def render(
-    records: list[dict], study: dict | None = None, sweeps: list[dict] | None = None, confirms: list[dict] | None = None
+    records: list[dict],
+    study: dict | None = None,
+    sweeps: list[dict] | None = None,
+    confirms: list[dict] | None = None,
+    seed_comparisons: list[dict] | None = None,
+    calibration: dict | None = None,
 ) -> str:
     """The benchmark page: the recipes, the ablation, and the study, the sweep benchmark and the
     retrained best trials when there are records of them."""
@@ -533,7 +562,11 @@ def render(
             " as well as with the preset's cost (`scripts/bench_augmentation.py` measures the cost"
             " alone). `light_<family>` is `light`"
             ' plus that family, so "vs light" is what the family adds (positive) or costs (negative).'
-            " Each row is one run with one seed, so differences of a few tenths of a point may be noise.\n",
+            " **Each row is one run with one seed: no difference here is a finding.** The interval beside each"
+            " accuracy counts only the validation faces' noise (another sample of faces), and another seed moves a"
+            " run about as much again; the runs kept no predictions, so they cannot be paired or compared over seeds."
+            " Which augmentation helps, with intervals and verdicts, is in"
+            " [Augmentation over seeds](#augmentation-over-seeds).\n",
             table(ablation_rows(ablation), ABLATION_COLUMNS),
             "\n### How to reproduce each row\n",
             reproduce_list(
@@ -543,6 +576,9 @@ def render(
                 records,
             ),
         ]
+    if seed_comparisons:
+        parts.append(render_seed_comparisons(seed_comparisons))
+    parts.append(render_calibration(calibration))
     if study is not None:
         parts.append(render_study(study))
     confirmed = render_confirm(confirms or [])
@@ -605,7 +641,10 @@ def main(argv=None) -> int:
     study = json.loads(args.study_record.read_text()) if args.study_record.exists() else None
     sweeps = json.loads(args.sweeps_record.read_text()) if args.sweeps_record.exists() else None
     confirms = json.loads(args.confirm_record.read_text()) if args.confirm_record.exists() else None
-    args.out.write_text(render(ordered, study, sweeps, confirms))
+    seeds = json.loads(SEEDS_RECORD.read_text()) if SEEDS_RECORD.exists() else None
+    calibration = DOCS / "bench_comparison.json"  # python -m benchmarks.comparison --out ...
+    calibration = json.loads(calibration.read_text()) if calibration.exists() else None
+    args.out.write_text(render(ordered, study, sweeps, confirms, seeds, calibration))
     print(f"written {args.out} ({len(ordered)} runs, {added} new) and {args.record}")
     return 0
 

@@ -3,7 +3,7 @@
     python scripts/docs_images.py            # docs/images/augmentation_sweep.png
 
 The augmentation sweep is the README's example, ``python -m fer_exp -m
-augmentation=none,light,seed,heavy epochs=10``, on the embedded synthetic faces, run in a
+augmentation=none,light,seed,heavy seed=1,2,3 epochs=10``, on the embedded synthetic faces, run in a
 temporary folder; its comparison picture is copied into docs/images/.
 """
 
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SWEEP = ["-m", "augmentation=none,light,seed,heavy", "epochs=10"]
+SWEEP = ["-m", "augmentation=none,light,seed,heavy", "seed=1,2,3", "epochs=10"]
 
 
 def augmentation_sweep(out: Path) -> Path:

@@ -20,7 +20,7 @@ def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
     record.write_text('[{"earlier": true}]')
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--workdir", str(tmp_path / "work")]
-        + ["--record", str(record)],
+        + ["--record", str(record), "--chosen-on", "123"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -30,6 +30,7 @@ def test_quick_bench_reports_pruning_and_idle_workers(tmp_path):
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == result  # printed as the last line too
     assert json.loads(record.read_text()) == [{"earlier": True}, result]  # added to what was recorded
     assert result["quick"] is True and "cores" in result["cpu"] and result["seed"] == 123
+    assert result["chosen_on"] == [123]  # --chosen-on: this seed chose the design
     pruning = result["pruning"]
     for pruner in ("none", "successive_halving"):
         study = pruning[pruner]
@@ -262,3 +263,77 @@ def test_the_ranking_table_marks_every_cut():
     table = render_ranks([record], [5, 10])
     assert "The pruner cuts after epochs 5 and 10." in table
     assert "| epoch | 1 | 2 | 3 | 4 | **5** | 6 | 7 | 8 | 9 | **10** | 11 |" in table
+
+
+def _rows(table: str) -> dict:
+    """A design's table rows by seed, each a list of its cells."""
+    rows = [line.strip("|").split(" | ") for line in table.splitlines() if line.startswith("| 2026")]
+    return {int(cells[2]): [c.strip() for c in cells] for cells in rows}
+
+
+def test_the_page_marks_the_seeds_that_chose_the_design_and_judges_the_goal_on_the_held_out_ones():
+    """--chosen-on (said by any record of the design): the seeds it names chose the design, the others
+    were held out; the held-out seeds' median and the goal on them alone are given beside all seeds'."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import build_parser, chosen_on, render_sweeps
+
+    assert build_parser().parse_args(["--chosen-on", "1", "2"]).chosen_on == [1, 2]
+    assert build_parser().parse_args([]).chosen_on is None
+    # seed 1 fits the goal; the held-out seeds 2 and 3 miss it together (medians -0.60 points, 43 %),
+    # while all three seeds' medians (-0.20 points, 36 %) meet it
+    chose = {**_record(1, 0.80, 0.80, 0.30, sampler="random"), "chosen_on": [1]}
+    two = {**_record(2, 0.80, 0.798, 0.36, sampler="random"), "chosen_on": [1]}
+    three = _record(3, 0.80, 0.79, 0.50, sampler="random")  # says nothing: another record of the design does
+    unrecorded = _record(1, 0.80, 0.79, 0.30)  # another design: no record of it says
+    assert chosen_on([three, two]) == {1} and chosen_on([unrecorded]) is None
+    designed, other = render_sweeps([unrecorded, three, chose, two]).split("\n**")[1:3]
+    assert "| seed | role | best, no pruning |" in designed
+    roles = {seed: cells[3] for seed, cells in _rows(designed).items()}
+    assert roles == {1: "chose the design", 2: "held out", 3: "held out"}
+    assert "Seed 1 chose this design" in designed
+    assert "Seeds 2 and 3 were measured after the choice, held out" in designed
+    assert "median difference -0.20 points, median share of the epochs 36%" in designed  # all three seeds
+    assert (
+        "Over the held-out seeds 2 and 3 alone: median difference -0.60 points (-0.20, -1.00),"
+        " median share of the epochs 43% (36%, 50%)." in designed
+    )
+    verdict_line = next(line for line in designed.splitlines() if line.startswith("Goal"))
+    assert "by the median over the seeds: **met** (best -0.20 points" in verdict_line
+    assert verdict_line.endswith(
+        "On the held-out seeds 2 and 3 alone (their median): **not met** (best -0.60 points: outside the goal;"
+        " 43% of the epochs: above it)."
+    )
+    # a design whose records do not say: no role column, no word of choosing or holding out
+    assert "role" not in other and "held out" not in other and "chose" not in other
+    assert other.split("Goal")[1].rstrip().endswith("within it).")
+
+    # the design chosen on a seed measured only under another design: every seed here is held out
+    elsewhere = render_sweeps([two, three]).split("\n**")[1]
+    assert {cells[3] for cells in _rows(elsewhere).values()} == {"held out"}
+    assert "This design was chosen on seed 1, measured under another design" in elsewhere
+    # only the seed that chose it: nothing held out yet, and the verdict says so
+    alone = render_sweeps([chose]).split("\n**")[1]
+    assert "No seed was held out yet" in alone and "No seed here was held out" in alone
+    assert "held-out seeds" not in alone
+
+
+def test_each_row_says_how_many_trials_finished_in_each_study():
+    """The finished trials each study recorded; in a record made before it kept them, n_trials less
+    the pruned (a failed trial is run again: it counts neither as finished nor toward n_trials)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_sweeps import finished_count, render_sweeps
+
+    old, new = _record(1, 0.80, 0.79, 0.3), _record(2, 0.80, 0.79, 0.3)
+    old["pruning"]["successive_halving"]["pruned"] = 19
+    old["pruning"]["none"]["trials"] = 25  # one trial failed and was run again
+    new["pruning"]["successive_halving"] |= {"pruned": 20, "trials": 25}
+    new["pruning"]["successive_halving"]["finished"] = [{"number": n} for n in (3, 9, 14)]
+    new["pruning"]["none"]["finished"] = [{"number": n} for n in range(23)]  # one failed, not run again
+    assert finished_count(old["pruning"]["none"], 24) == 24
+    assert finished_count(old["pruning"]["successive_halving"], 24) == 5
+    assert finished_count(new["pruning"]["successive_halving"], 24) == 3  # not 25 - 20
+    table = render_sweeps([old, new]).split("\n**")[1]
+    assert "| finished, no pruning | finished, pruned |" in table
+    rows = _rows(table)
+    assert rows[1][6:9] == ["30%", "24 of 24", "5 of 24"]
+    assert rows[2][6:9] == ["30%", "23 of 24", "3 of 24"]

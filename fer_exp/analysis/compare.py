@@ -41,7 +41,8 @@ class Report:
         markdown: the table as Markdown, as ``comparison.md`` holds it.
         files: the CSV, Markdown and PNG files written.
         best: ``(run_id, metric value)`` of the best run, or None when no run has the metric.
-        grouped: the runs grouped by setting over seeds, compared with the baseline.
+        grouped: the runs grouped by setting over seeds, compared with the baseline (None when
+            no run finished).
         summary: the grouped comparison in words (:func:`fer_exp.analysis.groups.summary`).
     """
 
@@ -100,8 +101,10 @@ def compare_runs(
         The tables, the files written and the best run by ``metric``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    grouped = grouped_comparison(client, runs, metric, baseline, by)
-    setting = {rid: label for label, ids in grouped.settings.items() for rid in ids}
+    # with every job failed there is nothing to group; the table still says what happened
+    finished = any(r.info.status == "FINISHED" for r in runs)
+    grouped = grouped_comparison(client, runs, metric, baseline, by) if finished else None
+    setting = {rid: label for label, ids in grouped.settings.items() for rid in ids} if grouped else {}
     params = differing_params(runs)
     rare = rarest_class(runs)
     rows = []
@@ -139,7 +142,12 @@ def compare_runs(
         writer.writerows(rows)
     markdown = markdown_table(rows, columns)
     (out_dir / "comparison.md").write_text(markdown)
-    files = [out_dir / "comparison.csv", out_dir / "comparison.md", *write_grouped(grouped, out_dir)]
+    scored = [row for row in rows if row[metric] is not None]
+    best = (scored[0]["run_id"], float(scored[0][metric])) if scored else None
+    files = [out_dir / "comparison.csv", out_dir / "comparison.md"]
+    if grouped is None:
+        return Report(rows, columns, markdown, files, best, None, "no run finished: nothing to compare over seeds")
+    files += write_grouped(grouped, out_dir)
     histories = {
         label: [sorted((m.step, m.value) for m in client.get_metric_history(rid, curves)) for rid in ids]
         for label, ids in grouped.settings.items()
@@ -157,8 +165,6 @@ def compare_runs(
             title,
         )
     )
-    scored = [row for row in rows if row[metric] is not None]
-    best = (scored[0]["run_id"], float(scored[0][metric])) if scored else None
     return Report(rows, columns, markdown, files, best, grouped, summary(grouped))
 
 
@@ -185,12 +191,14 @@ def comparison_run(client, runs) -> str:
     return run.info.run_id
 
 
-def record_comparison(client, parent: str, grouped: Grouped) -> None:
+def record_comparison(client, parent: str, grouped: Grouped | None) -> None:
     """The grouped comparison on the MLflow runs: the parent gets each setting's mean, interval,
     difference and P(better) as metrics and its verdict as a tag (the UI sorts and filters by
     them); every compared run gets its setting as the tag ``fer_exp.setting`` (the UI groups by it)."""
     from mlflow.entities import Metric, RunTag
 
+    if grouped is None:
+        return
     metrics, tags = parent_metrics(grouped)
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, 0) for k, v in metrics.items()]

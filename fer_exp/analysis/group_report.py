@@ -74,7 +74,8 @@ def _fmt(value: float, signed: bool = False) -> str:
 
 
 def write_grouped(grouped: Grouped, out_dir: Path) -> list[Path]:
-    """``groups.csv`` and ``differences.csv`` in ``out_dir``; returns both paths."""
+    """``groups.csv``, ``differences.csv`` and both as Markdown (``groups.md``, with the notes) in
+    ``out_dir``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, rows in (("groups.csv", grouped.groups), ("differences.csv", grouped.differences)):
@@ -84,7 +85,9 @@ def write_grouped(grouped: Grouped, out_dir: Path) -> list[Path]:
             writer.writeheader()
             writer.writerows(rows)
         paths.append(out_dir / name)
-    return paths
+    notes = "".join(f"\n- {note}" for note in grouped.notes)
+    (out_dir / "groups.md").write_text(markdown_tables(grouped) + (f"\nNotes:{notes}\n" if notes else ""))
+    return [*paths, out_dir / "groups.md"]
 
 
 def parent_metrics(grouped: Grouped) -> tuple[dict[str, float], dict[str, str]]:
@@ -117,3 +120,43 @@ def metric_key(label: str) -> str:
     'augmentation:heavy_optimizer.learning_rate:0.001'
     """
     return re.sub(r"[^\w\-./: ]", "_", label.replace("=", ":").replace(" ", "_"))[:200]
+
+
+def markdown_tables(grouped: Grouped) -> str:
+    """The groups and the differences as two Markdown tables: a fraction (accuracy, F1) as a
+    percentage with its 95 % interval, a difference in points, the verdict and what it counts."""
+    points = _is_fraction(grouped.groups)
+    scale, unit = (100.0, " %") if points else (1.0, "")
+    rare = next((k for k in grouped.groups[0] if k.startswith("f1_") and not k.endswith(("_low", "_high"))), None)
+
+    def cell(row: dict, key: str, signed: bool = False) -> str:
+        value, low, high = (
+            row[key],
+            row[f"{key}_ci_low" if key not in ("mean", "difference") else "ci_low"],
+            row[f"{key}_ci_high" if key not in ("mean", "difference") else "ci_high"],
+        )
+        text = f"{_fmt(value * scale, signed)}{'' if signed else unit}"
+        return text if np.isnan(low) else f"{text} [{_fmt(low * scale, signed)}, {_fmt(high * scale, signed)}]"
+
+    head = ["setting", "runs", "seeds", f"{grouped.metric} [95 % interval]", "std over seeds"]
+    extra = [k for k in ("val_macro_f1", rare) if k and k in grouped.groups[0] and k != grouped.metric]
+    lines = ["| " + " | ".join([*head, *extra, "noise counted"]) + " |", "|" + "---|" * (len(head) + len(extra) + 1)]
+    for g in grouped.groups:
+        std = "—" if np.isnan(g["std"]) else _fmt(g["std"] * scale)
+        name = f"{g['setting']} (baseline)" if g["setting"] == grouped.baseline else g["setting"]
+        cells = [name, str(g["n"]), g["seeds"], cell(g, "mean"), std, *(cell(g, k) for k in extra), g["noise"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    if grouped.differences:
+        lines += [
+            "",
+            f"| setting | difference to {grouped.baseline}{' (points)' if points else ''} [95 % interval] "
+            "| P(better) | p (Holm) | verdict | noise counted |",
+            "|---|---|---|---|---|---|",
+        ]
+        for d in grouped.differences:
+            p_adj = "—" if np.isnan(d["p_adjusted"]) else f"{d['p_adjusted']:.3f}"
+            lines.append(
+                f"| {d['setting']} | {cell(d, 'difference', True)} | {d['p_improvement']:.2f} | {p_adj} "
+                f"| {d['verdict']} | {d['noise']} |"
+            )
+    return "\n".join(lines) + "\n"

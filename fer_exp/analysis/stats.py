@@ -11,13 +11,18 @@ arrays and knows nothing of MLflow: :mod:`fer_exp.analysis.groups` feeds it runs
   each setting's difference to a baseline with its interval, its ``p_value`` corrected for the
   number of settings (Holm), a verdict, and the probability of improvement.
 
-The bootstrap resamples the validation images once per draw for every run that saw the same
-images (a paired comparison: an easy draw is easy for every setting), and the runs of each
-setting with replacement (their deviations from the setting's mean scaled by ``sqrt(k/(k-1))``
-so that a bootstrap of ``k`` seeds keeps the seed variance's unbiased size). The interval is the
-estimate plus or minus Student's ``t`` (Welch's degrees of freedom from the seed counts) times the
-bootstrap's standard error: with three seeds a percentile interval is too narrow (the
-calibration benchmark, ``python -m benchmarks.comparison``, measures both).
+A setting's mean has two parts of variance. The spread between its runs (``std**2 / k``, as in
+Welch's test) holds the training noise and each run's own luck on the images. The image noise
+that all its runs share is not in that spread: the bootstrap resamples the validation images,
+once per draw for every run that saw the same images (paired: an easy draw is easy for every
+setting, and cancels in a difference), and takes from that variance the part each run has alone,
+which the spread already holds, so that nothing is counted twice. The interval is the estimate
+plus or minus Student's ``t`` (Satterthwaite's degrees of freedom) times the standard error. A
+naive two-level bootstrap (resample seeds, then images, percentile interval) counts each run's
+own luck twice, and how far that puts it off depends on how the seed noise splits between
+per-image luck and a global offset; a seeds-only Welch interval misses the shared image noise
+of a setting's mean. ``python -m benchmarks.comparison`` measures all three on simulated
+experiments of FER-2013's size.
 
 This module is longer than 300 lines: the per-run intervals, the comparison and its small
 helpers (Holm, the probability of improvement, seeds needed) share one bootstrap and are read
