@@ -227,3 +227,46 @@ def test_slurm_launcher_config_hands_its_parameters_to_submitit():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.partition, launcher.cpus_per_task, launcher.timeout_min, launcher.nodes) == ("cpu", 8, 240, 1)
+
+
+@pytest.mark.slow
+def test_a_sweep_over_seeds_lands_its_grouped_comparison_and_the_compare_command_agrees(tmp_path):
+    import csv
+
+    sweep = ["-m", "augmentation=none,heavy", "seed=1,2", "debug=fast", "limit_val_batches=4"]
+    proc = run_cli(sweep, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, runs = mlflow_runs(tmp_path / "mlflow.db")
+    parent, children = _sweep_runs(client, runs)
+    assert {"comparison/groups.csv", "comparison/differences.csv", "comparison/comparison.png"} <= set(
+        artifact_paths(client, parent.info.run_id)
+    )
+    out = tmp_path / "multirun"
+    (folder,) = out.glob("*/*/comparison")
+    with open(folder / "groups.csv") as f:
+        groups = list(csv.DictReader(f))
+    assert [(g["setting"], g["n"], g["seeds"]) for g in groups] == [
+        ("augmentation=none", "2", "1 2"),
+        ("augmentation=heavy", "2", "1 2"),
+    ]
+    assert {"mean", "std", "ci_low", "ci_high", "best_val_accuracy", "val_macro_f1", "f1_disgust"} <= set(groups[0])
+    with open(folder / "differences.csv") as f:
+        (diff,) = list(csv.DictReader(f))
+    assert {"difference", "ci_low", "ci_high", "p_improvement", "verdict"} <= set(diff)
+    assert diff["baseline"] == "augmentation=none" and diff["noise"] == "seeds and images"
+    parent = client.get_run(parent.info.run_id)
+    assert parent.data.tags["fer_exp.verdict.augmentation:heavy"] == diff["verdict"]
+    assert parent.data.metrics["diff.augmentation:heavy.difference"] == pytest.approx(float(diff["difference"]))
+    assert {c.data.tags["fer_exp.setting"] for c in children} == {"augmentation=none", "augmentation=heavy"}
+    assert "by setting against augmentation=none (baseline)" in proc.stdout
+    # the compare command from the run ids: the same numbers (the bootstrap is seeded)
+    cmp = subprocess.run(
+        [sys.executable, "-m", "fer_exp.compare", "--runs", *(c.info.run_id for c in children), "--out", "again"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cmp.returncode == 0, cmp.stderr[-2000:]
+    with open(tmp_path / "again" / "differences.csv") as f:
+        assert list(csv.DictReader(f)) == [diff]
