@@ -196,3 +196,17 @@ def test_bad_choices_get_one_line_naming_what_exists(tmp_path, args, message):
     assert "Traceback" not in proc.stderr
     if args[0] == "--metric":
         assert "the runs have: best_val_accuracy, val_accuracy, val_macro_f1" in proc.stderr
+
+
+def test_a_damaged_predictions_file_costs_only_its_run_the_pairing(tmp_path):
+    client, ids = _sweep(tmp_path, {"none": 0.0, "heavy": 0.05}, seeds=(1, 2))
+    bad = tmp_path / "bad" / PREDICTIONS_FILE
+    bad.parent.mkdir()
+    bad.write_bytes(b"not an npz")
+    client.log_artifact(ids[("heavy", 2)], str(bad), "predictions")  # replaces the good file
+    proc = _compare(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "heavy s2: " in proc.stdout and "is not a usable predictions file" in proc.stdout
+    groups = {g["setting"]: g for g in _csv(tmp_path / "out" / "groups.csv")}
+    assert groups["augmentation=none"]["noise"] == "seeds and images"
+    assert groups["augmentation=heavy"]["noise"] == "seeds only" and groups["augmentation=heavy"]["n"] == "2"

@@ -157,7 +157,7 @@ def grouped_comparison(
     base = pick_baseline(finished, settings, baseline)
     predictions, notes = _predictions(client, finished)
     class_names = next((p.class_names for p in predictions.values() if p is not None), None)
-    _require_metric(finished, metric, class_names)
+    _require_metric(finished, metric)
     rare = _rarest(finished)
     columns = {"best_val_accuracy": "best_val_accuracy", "val_macro_f1": "val_macro_f1"}
     if rare:
@@ -183,7 +183,7 @@ def grouped_comparison(
     differences = [
         {"setting": row["group"], **{k: v for k, v in row.items() if k != "group"}} for row in main.differences
     ]
-    notes += _noise_notes(differences, main.groups)
+    notes += _noise_notes(differences)
     if pruned:
         notes.append(f"{len(pruned)} pruned trial(s) left out: they trained less than the others")
     settings_runs = {g: [rid for rid, s in settings.items() if s == g] for g in dict.fromkeys(settings.values())}
@@ -195,12 +195,15 @@ def _predictions(client, runs) -> tuple[dict, list[str]]:
     out, notes = {}, []
     with tempfile.TemporaryDirectory(prefix="fer_exp-compare-") as tmp:
         for r in runs:
+            out[r.info.run_id] = None
             try:
                 local = client.download_artifacts(r.info.run_id, f"predictions/{PREDICTIONS_FILE}", tmp)
             except Exception:  # an older run: no predictions artifact
-                out[r.info.run_id] = None
                 continue
-            out[r.info.run_id] = load_predictions(Path(local))
+            try:
+                out[r.info.run_id] = load_predictions(Path(local))
+            except UserError as exc:  # one damaged file: that run is compared without it, the rest as usual
+                notes.append(f"run {_names([r])}: {exc}; it is compared by its logged value")
             Path(local).unlink()
     missing = [r for r in runs if out[r.info.run_id] is None]
     if missing:
@@ -210,8 +213,8 @@ def _predictions(client, runs) -> tuple[dict, list[str]]:
         )
     prints: dict[str, list] = {}
     for r in runs:
-        if out[r.info.run_id] is not None:
-            prints.setdefault(out[r.info.run_id].fingerprint, []).append(r)
+        if out[r.info.run_id] is not None:  # an unknown fingerprint ("") pairs with nothing
+            prints.setdefault(out[r.info.run_id].fingerprint or f"unknown {r.info.run_id}", []).append(r)
     if len(prints) > 1:
         sets = sorted(prints.values(), key=len, reverse=True)
         notes.append(
@@ -247,7 +250,7 @@ def _scores(run, settings, key: str, pred, class_names) -> stats.RunScores:
     return stats.RunScores(run.info.run_id, settings[run.info.run_id], value, pred.labels, y_pred, pred.fingerprint)
 
 
-def _require_metric(runs, metric: str, class_names) -> None:
+def _require_metric(runs, metric: str) -> None:
     lacking = [r for r in runs if metric not in r.data.metrics]
     if lacking:
         known = sorted({k for r in runs for k in r.data.metrics if "." not in k})
@@ -274,7 +277,7 @@ def _natural(text: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
-def _noise_notes(differences: list[dict], groups: list[dict]) -> list[str]:
+def _noise_notes(differences: list[dict]) -> list[str]:
     notes = []
     if any(d["noise"] == stats.IMAGES_ONLY for d in differences):
         notes.append(
