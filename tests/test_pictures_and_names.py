@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fer_exp.analysis.compare import compare_runs, comparison_figure
+from fer_exp.analysis.compare import compare_runs
+from fer_exp.analysis.comparison_plots import comparison_figure
 from fer_exp.analysis.evaluate import evaluate
 from fer_exp.analysis.plots import CONFUSION_NOTE, confusion_matrix_figure, learning_curves_figure
 from fer_exp.config import compose
@@ -96,18 +97,12 @@ def _ticks(ax) -> list[float]:
     return ticks
 
 
-def test_comparison_bars_start_at_zero():
-    history = {"a": [(1, 0.2), (2, 0.25), (3, 0.32)], "b": [(1, 0.1), (2, 0.136)]}
-    bars, _ = comparison_figure(_rows(), history, [], "best_val_accuracy").axes
-    assert bars.get_xlim()[0] == 0
-    assert sorted(p.get_width() for p in bars.patches) == pytest.approx([0.136, 0.320])
-
-
 @pytest.mark.parametrize("epochs", [1, 3])
 def test_epoch_axes_tick_whole_epochs(epochs):
     # a short run is where matplotlib's default ticks (1.25, 1.75; 0.96, 1.02) show
     curve = [0.1 * (e + 1) for e in range(epochs)]
-    _, curves = comparison_figure(_rows(), {"a": list(enumerate(curve, 1))}, [], "best_val_accuracy").axes
+    group = {"group": "a", "n": 1, "mean": 0.3, "std": float("nan"), "ci_low": 0.28, "ci_high": 0.32, "noise": "x"}
+    curves = comparison_figure([group], [], {"a": [list(enumerate(curve, 1))]}, "best_val_accuracy").axes[-1]
     history = {k: curve for k in ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate")}
     axes = [curves, *learning_curves_figure(history, f"{epochs} epochs").axes]
     assert len(axes) == 4
@@ -134,16 +129,16 @@ def test_confusion_matrix_shows_counts_and_names_its_normalization():
 
 @pytest.mark.parametrize("curves, title", [("val_accuracy", "validation accuracy"), ("val_f1", "validation macro-F1")])
 def test_comparison_picture_draws_the_chosen_per_epoch_metric(curves, title, tmp_path, monkeypatch):
-    import fer_exp.analysis.compare as compare
+    import fer_exp.analysis.comparison_plots as plots
 
     drawn = []
-    monkeypatch.setattr(compare, "save", lambda fig, path: drawn.append(fig) or path)
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig) or path)
     client = _Client()
     compare_runs(client, RUNS, "best_val_accuracy", tmp_path, curves=curves)
     assert client.histories_read == {curves}
-    _, lines = drawn[0].axes
-    assert lines.get_ylabel() == curves and lines.get_title() == f"{title} (2 runs)"
-    assert len(lines.lines) == 2
+    lines = drawn[0].axes[-1]  # settings, differences, curves
+    assert curves in lines.get_ylabel() and lines.get_title().startswith(title)
+    assert len(lines.lines) == 2  # one setting each: one line each
 
 
 def test_comparison_table_formats_each_column_alike(tmp_path):
@@ -254,10 +249,8 @@ def test_a_study_names_its_trials_briefly_and_its_sampled_values_to_a_few_digits
     assert [c["optimizer.learning_rate"] for c in cells] == ["0.000132", "0.00915"]
     assert [c["overrides"] for c in cells] == ["optimizer.learning_rate=0.000132", "optimizer.learning_rate=0.00915"]
     assert "0.00915226100278092" in (tmp_path / "comparison.csv").read_text()
-    rows = [
-        {"run": t.info.run_name, "run_id": t.info.run_id, "job": str(i), "status": "FINISHED"}
-        for i, t in enumerate(trials)
+    # grouped by their differing param: one setting per trial, the first trial the baseline
+    assert [g["setting"] for g in report.grouped.groups] == [
+        "optimizer.learning_rate=0.00915226100278092",
+        "optimizer.learning_rate=0.0001316302763942842",
     ]
-    rows = [r | {"overrides": t.data.tags["overrides"], "best_val_accuracy": 0.3} for r, t in zip(rows, trials)]
-    bars, _ = comparison_figure(rows, {}, [], "best_val_accuracy").axes
-    assert {t.get_text() for t in bars.get_yticklabels()} == {"#0 lr=0.0092", "#1 lr=0.00013"}

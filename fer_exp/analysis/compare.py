@@ -114,6 +114,7 @@ def compare_runs(
         row = {
             "run": r.info.run_name,
             "job": r.data.tags.get("hydra.job_num", ""),
+            "overrides": r.data.tags.get("overrides", ""),
             "setting": setting.get(r.info.run_id, ""),
             "seed": r.data.params.get("seed", ""),
             "status": r.info.status,

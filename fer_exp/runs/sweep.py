@@ -149,14 +149,14 @@ def finalize(info: dict[str, Any]) -> int:
             report = compare_runs(
                 client, children, info["metric"], out, baseline=choices.get("baseline"), by=choices.get("by")
             )
-            log_files(client, parent, report.files, "comparison")
-            record_comparison(client, parent, report.grouped)
             best = report.best
             if best is not None and not study:  # a study's best is the study's (below): pruned runs cannot be
                 client.log_metric(parent, best_metric_name(info["metric"]), best[1])
                 client.set_tag(parent, "fer_exp.best_run_id", best[0])
             print(report.markdown, flush=True)
             print(f"\n{report.summary}", flush=True)
+            log_files(client, parent, report.files, "comparison")
+            record_comparison(client, parent, report.grouped)
         except UserError as exc:  # a choice of the user's (compare.baseline=...): one line
             print(f"no sweep comparison: {exc}", flush=True)
         except Exception:  # a report problem must not hide the sweep's status
