@@ -31,14 +31,16 @@ METRICS = ("best_val_accuracy", "val_macro_f1")
 CALIBRATION_FIGURES = ("coverage_one_point", "coverage_zero", "coverage_mean", "aa_false_verdicts")
 
 
-def record(client, experiment: str, baseline: str | None, images: Path, command: str) -> dict:
-    """One entry: the experiment's runs, and per metric its groups, differences, notes and summary."""
+def record(client, experiment: str, baseline: str | None, images: Path, command: str, note: str = "") -> dict:
+    """One entry: the experiment's runs, and per metric its groups, differences, notes and summary;
+    ``note`` says what a reader must know of how the runs were made."""
     runs, _ = select_runs(client, experiment=experiment)
     finished = [r for r in runs if r.info.status == "FINISHED"]
     entry = {
         "experiment": experiment,
         "date": datetime.now(UTC).date().isoformat(),
         "command": command,
+        "note": note,
         "cpu": _common(finished, "env.cpu"),
         "precision": _common(finished, "env.precision"),
         "epochs": _common(finished, "epochs"),
@@ -97,6 +99,8 @@ def render(entries: list[dict]) -> str:
             f"### {e['experiment']}\n\n`{e['command']}`: {e['model']}, {e['epochs']} epochs, {e['precision']}, "
             f"{len(e['runs'])} runs on {e['cpu']} ({e['date']}), {e['validation_images']} validation images.\n"
         )
+        if e.get("note"):
+            parts.append(f"{e['note']}\n")
         if e.get("image"):
             parts.append(f"![{e['experiment']}: intervals per setting and differences]({e['image']})\n")
         for metric, c in e["comparisons"].items():
@@ -123,13 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", default="none")
     p.add_argument("--command", default=None, help="the command that made the runs (default: the experiment's)")
     p.add_argument("--record", type=Path, default=RECORD)
+    p.add_argument("--note", default="", help="what a reader must know of how the runs were made")
     args = p.parse_args(argv)
     from fer_exp.tracking.store import open_client
 
     command = args.command or f"python -m fer_exp experiment={args.experiment} data.root=/path/to/fer2013"
-    entry = record(
-        open_client(args.tracking_uri), args.experiment, args.baseline, args.record.parent / "images", command
-    )
+    images = args.record.parent / "images"
+    entry = record(open_client(args.tracking_uri), args.experiment, args.baseline, images, command, args.note)
     earlier = json.loads(args.record.read_text()) if args.record.exists() else []
     entries = [e for e in earlier if e["experiment"] != args.experiment] + [entry]
     args.record.write_text(json.dumps(entries, indent=1) + "\n")

@@ -210,3 +210,16 @@ def test_a_damaged_predictions_file_costs_only_its_run_the_pairing(tmp_path):
     groups = {g["setting"]: g for g in _csv(tmp_path / "out" / "groups.csv")}
     assert groups["augmentation=none"]["noise"] == "seeds and images"
     assert groups["augmentation=heavy"]["noise"] == "seeds only" and groups["augmentation=heavy"]["n"] == "2"
+
+
+def test_a_key_newer_than_some_runs_splits_no_group(tmp_path):
+    client, ids = _sweep(tmp_path, {"none": 0.0, "heavy": 0.05}, seeds=(1, 2))
+    for (_, seed), run_id in ids.items():
+        if seed == 2:  # a newer fer_exp logs a key the older runs did not have
+            client.log_param(run_id, "data.val_holdout", "0.0")
+    proc = _compare(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [(g["setting"], g["n"]) for g in _csv(tmp_path / "out" / "groups.csv")] == [
+        ("augmentation=none", "2"),
+        ("augmentation=heavy", "2"),
+    ]

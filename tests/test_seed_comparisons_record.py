@@ -14,7 +14,8 @@ def test_a_recorded_comparison_renders_its_tables_verdicts_and_picture(tmp_path,
     client, ids = _sweep(tmp_path, {"none": 0.0, "heavy": 0.08})
     record = tmp_path / "docs" / "bench.json"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert main(["--tracking-uri", uri, "--experiment", "cmp", "--baseline", "none", "--record", str(record)]) == 0
+    args = ["--tracking-uri", uri, "--experiment", "cmp", "--baseline", "none", "--note", "Made in two commands."]
+    assert main([*args, "--record", str(record)]) == 0
     (entry,) = json.loads(record.read_text())
     assert (tmp_path / "docs" / "images" / "cmp.png").stat().st_size > 10_000
     assert {r["run_id"] for r in entry["runs"]} == set(ids.values())
@@ -25,7 +26,7 @@ def test_a_recorded_comparison_renders_its_tables_verdicts_and_picture(tmp_path,
     assert "![cmp: intervals per setting and differences](images/cmp.png)" in page
     assert "| augmentation=none (baseline) | 3 | 1 2 3 |" in page
     assert "| augmentation=heavy | +" in page and "| better | seeds and images |" in page
-    assert page.count("**val_macro_f1**") == 1
+    assert page.count("**val_macro_f1**") == 1 and "\nMade in two commands.\n" in page
     # recorded again: the entry is replaced, not added
     main(["--tracking-uri", uri, "--experiment", "cmp", "--record", str(record)])
     assert len(json.loads(record.read_text())) == 1

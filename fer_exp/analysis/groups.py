@@ -78,12 +78,15 @@ class Grouped:
 def setting_of(runs, by: str | None = None) -> dict[str, str]:
     """Each run's setting label (run id -> label): its differing params but the seed, a preset
     standing for the keys it sets (``augmentation=heavy``, not every ``augmentation.*``), or
-    with ``by`` the one param ``by`` (``augmentation`` finds ``preset.augmentation``)."""
+    with ``by`` the one param ``by`` (``augmentation`` finds ``preset.augmentation``). A param
+    that some runs lack and the others agree on (a key added by a newer fer_exp) differs in nothing."""
     if by is not None:
         key = _param_key(runs, by)
         return {r.info.run_id: f"{by}={r.data.params.get(key, '(unset)')}" for r in runs}
     keys = sorted({k for r in runs for k in r.data.params if not k.startswith(NOT_SETTINGS)})
-    differ = [k for k in keys if k not in SEED_KEYS and len({r.data.params.get(k) for r in runs}) > 1]
+    # a key only some runs logged, with one value among them, is newer than the other runs' fer_exp
+    # (they ran with its default): it splits no group
+    differ = [k for k in keys if k not in SEED_KEYS and len({r.data.params.get(k) for r in runs} - {None}) > 1]
     presets = {k.removeprefix("preset.") for k in differ if k.startswith("preset.")}
     shown = [k for k in differ if k.startswith("preset.") or k.split(".")[0] not in presets]
     return {
