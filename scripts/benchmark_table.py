@@ -537,7 +537,7 @@ def render(
             f' the views named in "TTA views". {UNKNOWN} is a figure the record does not hold: ensembles {NOT_BOTH}'
             " have only TTA figures, so their plain accuracy, macro-F1, disgust F1 and leak-free accuracy are unknown"
             " (their TTA disgust F1 and leak-free accuracy are in the notes under the table). Rows are ordered by"
-            " the higher of their two accuracies. Every \"val acc\" here chose its best epoch on the same validation"
+            ' the higher of their two accuracies. Every "val acc" here chose its best epoch on the same validation'
             " faces it is scored on, which flatters it a little (the noisiest runs most); no recorded run held faces"
             " out (`data.val_holdout`, whose `test_accuracy` would be free of that).\n"
         ),
