@@ -20,7 +20,7 @@ from typing import Any
 
 from fer_exp.analysis.comparison_plots import comparison_png
 from fer_exp.analysis.group_report import parent_metrics, summary, write_grouped
-from fer_exp.analysis.groups import Grouped, grouped_comparison
+from fer_exp.analysis.groups import Grouped, grouped_comparison, rarest_class
 from fer_exp.analysis.table import markdown_table
 from fer_exp.errors import UserError
 from fer_exp.tracking.redact import redact_text
@@ -61,19 +61,6 @@ def differing_params(runs) -> list[str]:
     (``env.*``, data paths, run name, resume target, tracking URI) are left out."""
     keys = sorted({k for r in runs for k in r.data.params if not k.startswith(_IGNORED)})
     return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
-
-
-def rarest_class(runs) -> str | None:
-    """The class with the fewest training images, from the first run's ``data.found.train.<class>``
-    params (the runs of a comparison share their data); None when the runs did not log them.
-    Its F1 gets a column of its own: it is the class a setting most easily helps or hurts."""
-    counts = {
-        k.removeprefix("data.found.train."): int(v)
-        for r in runs[:1]
-        for k, v in r.data.params.items()
-        if k.startswith("data.found.train.")
-    }
-    return min(counts, key=counts.get) if counts else None
 
 
 def compare_runs(

@@ -161,7 +161,7 @@ def grouped_comparison(
     predictions, notes = _predictions(client, finished)
     class_names = next((p.class_names for p in predictions.values() if p is not None), None)
     _require_metric(finished, metric)
-    rare = _rarest(finished)
+    rare = rarest_class(finished)
     columns = {"best_val_accuracy": "best_val_accuracy", "val_macro_f1": "val_macro_f1"}
     if rare:
         columns[f"f1_{rare}"] = f"val_f1.{rare}"
@@ -263,10 +263,14 @@ def _require_metric(runs, metric: str) -> None:
         )
 
 
-def _rarest(runs) -> str | None:
+def rarest_class(runs) -> str | None:
+    """The class with the fewest training images, from the first run's ``data.found.train.<class>``
+    params (the runs of a comparison share their data); None when the runs did not log them.
+    Its F1 gets a column of its own: it is the class a setting most easily helps or hurts."""
     counts = {
         k.removeprefix("data.found.train."): int(v)
-        for k, v in runs[0].data.params.items()
+        for r in runs[:1]
+        for k, v in r.data.params.items()
         if k.startswith("data.found.train.")
     }
     return min(counts, key=counts.get) if counts else None

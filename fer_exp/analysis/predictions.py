@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_exp.data.sources import image_hashes
+from fer_exp.data.sources import image_hashes, pixel_hashes
 from fer_exp.data.table import ImageTable
 from fer_exp.errors import UserError
 
@@ -53,8 +53,7 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     """
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    hashes = (hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).digest() for img in images)
-    return _digest(hashes, labels)
+    return _digest(pixel_hashes(images), labels)
 
 
 def evaluated_fingerprint(table: ImageTable, y_true: np.ndarray, filepaths=None) -> str:

@@ -169,8 +169,13 @@ def hold_out(splits: Splits, fraction: float) -> None:
 
 def image_hashes(table: ImageTable) -> np.ndarray:
     """Exact content hash of every decoded image (equal pixels = equal hash)."""
+    return pixel_hashes(table.images)
+
+
+def pixel_hashes(images: np.ndarray) -> np.ndarray:
+    """Exact content hash (hex) of each image of an (N, rows, cols, channels) array."""
     return np.array(
-        [hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).hexdigest() for img in table.images]
+        [hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).hexdigest() for img in images]
     )
 
 

@@ -17,10 +17,11 @@ CONFIRM_FILE = "confirmation.csv"
 
 
 def record_confirmation(
-    client, parent: str, study: dict[str, Any], children: list, raw_best: int | None, out_dir: Path
+    client, parent: str, study: dict[str, Any], children: list, raw_best: int | None, out_dir: Path, best_name: str
 ) -> list[Path]:
     """Compare the study's confirmation runs by trial, log the confirmed best to the parent run
-    (``confirmed_best_<metric>`` with ``_ci_low``/``_ci_high``, tag ``fer_exp.confirmed_best_trial``),
+    (``confirmed_<best_name>`` with ``_ci_low``/``_ci_high``, where ``best_name`` is the parent's
+    name of the raw best, e.g. ``best_val_accuracy``; tag ``fer_exp.confirmed_best_trial``),
     write ``confirmation.csv`` and print the result; returns the files written (none without
     confirmation runs)."""
     runs = [r for r in children if CONFIRM_TAG in r.data.tags and r.data.tags.get("fer_exp.study") == study["name"]]
@@ -58,11 +59,10 @@ def record_confirmation(
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    name = metric if metric.startswith("best_") else f"best_{metric}"
     for suffix in ("", "_ci_low", "_ci_high"):
         value = best["mean" if not suffix else suffix.removeprefix("_")]
         if not math.isnan(value):
-            client.log_metric(parent, f"confirmed_{name}{suffix}", value)
+            client.log_metric(parent, f"confirmed_{best_name}{suffix}", value)
     client.set_tag(parent, "fer_exp.confirmed_best_trial", best["trial"])
     print(confirmation_text(rows, best, metric))
     return [path]

@@ -269,7 +269,9 @@ def finish_study(client, parent: str, study: dict[str, Any], children: list, out
     else:
         best = {str(t["number"]) for t in summary.get("best_trials", [])}
         client.set_tag(parent, "fer_exp.pareto_trials", ", ".join(sorted(best, key=int)))
-    confirmed = record_confirmation(client, parent, study, children, summary.get("best_trial"), out_dir)
+    confirmed = record_confirmation(
+        client, parent, study, children, summary.get("best_trial"), out_dir, best_metric_name(names[0])
+    )
     for run in children:
         if run.data.tags.get(TRIAL_TAG) in best and run.data.tags.get(STUDY_TAG) == study["name"]:
             client.set_tag(run.info.run_id, "fer_exp.best_trial", "true")
